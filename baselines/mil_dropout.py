@@ -1,0 +1,217 @@
+"""Reference regularisers for the mil_dropout family (see benchmark/families/mil_dropout.py for the protocol).
+
+Each method's ``make_dropout`` returns one module per training; the harness calls its ``instance`` hook in
+training after each ReLU of the instance encoder and never at evaluation. Every module is also the identity
+when put in eval mode, so it is safe wherever it is reused.
+
+* ``mil-none``: the identity; the reference every method is compared with.
+* ``mil-dropout``: standard (inverted) dropout on the instance embeddings, p = 0.25 — the cheap bar a
+  MIL-specific method has to clear (research note §7.2-7.3).
+* ``mil-instance-drop``: removes a random fraction of each bag's instances once, at the first hook, by
+  clearing mask bits (DSMIL's ``dropout_patches`` idea); the removal carries to later layers through the mask.
+* ``mil-mildropout``: MIL-Dropout (Zhu et al., ICML 2025), described from the reference ``dropout.py``:
+  importance = sigmoid(mean activation) per instance; the ``topk`` most important instances and, for each,
+  its ``neighbours`` most cosine-similar other instances are zeroed and the bag is rescaled by
+  n / n_kept. Zeroed rows stay in the bag (as in the reference). Defaults are the reference code's
+  (topk 3, neighbours 4), built for slides with thousands of instances; on bags of ~10 they remove most of
+  the bag (research note §7), so both are hyperparameters recorded with every run. Guard (the reference
+  divides by zero): a bag that would lose every instance is left untouched.
+* ``mil-mildropout-k1``: the same algorithm with topk 1, neighbours 1, a setting sized for small bags.
+* ``mil-pdl``: PDL (progressive dropout layer, 2023): instances ranked by the same importance get a drop
+  probability rising along a log-shaped curve from 0 (least important) to p (most important); p itself
+  rises from 0 to ``p_max`` over the epochs along the same curve; rows are zeroed, not rescaled. The exact
+  curve here is log(1 + (e - 1) t) on [0, 1] — our reading of PDL's "log-shaped interpolation".
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from benchmark.families.mil_dropout import DropoutContext, MILDropoutMethod
+
+
+class _Hyper(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def log_curve(t: torch.Tensor | float) -> torch.Tensor | float:
+    """Concave map of [0, 1] onto [0, 1] (0 -> 0, 1 -> 1): PDL's log-shaped interpolation."""
+    if isinstance(t, torch.Tensor):
+        return torch.log1p((math.e - 1.0) * t)
+    return math.log1p((math.e - 1.0) * t)
+
+
+def importance(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MIL-Dropout/PDL's parameter-free instance importance, sigmoid(mean activation); -inf on padding."""
+    return torch.sigmoid(h.mean(dim=-1)).masked_fill(~mask, float("-inf"))
+
+
+# ------------------------------------------------------------------------------------------------ modules
+
+
+class IdentityRegulariser(nn.Module):
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return h, mask
+
+
+class FeatureDropout(nn.Module):
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return nn.functional.dropout(h, self.p, training=self.training), mask
+
+
+class InstanceDrop(nn.Module):
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training or self.p == 0 or layer != 0:
+            return h, mask
+        noise = torch.rand(mask.shape, device=mask.device)
+        kept = mask & (noise >= self.p)
+        empty = ~kept.any(dim=1)
+        if bool(empty.any()):
+            # Keep the real instance with the largest draw, so every bag keeps at least one instance.
+            best = noise.masked_fill(~mask, -1.0).argmax(dim=1)
+            kept[empty, best[empty]] = True
+        return h, kept
+
+
+class MILDropoutLayer(nn.Module):
+    def __init__(self, topk: int, neighbours: int) -> None:
+        super().__init__()
+        self.topk = topk
+        self.neighbours = neighbours
+
+    def drop_mask(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """True on the instances MIL-Dropout drops: top-k by importance plus each one's nearest neighbours."""
+        bags, n, d = h.shape
+        k = min(self.topk, n)
+        top_val, top_idx = importance(h, mask).topk(k, dim=1)
+        top_ok = torch.isfinite(top_val)  # beyond a bag's size topk returns padding (-inf)
+        hits = torch.zeros(bags, n, device=h.device, dtype=h.dtype)
+        hits.scatter_add_(1, top_idx, top_ok.to(h.dtype))
+        if self.neighbours > 0 and n > 1:
+            z = nn.functional.normalize(h, dim=-1)
+            queries = z.gather(1, top_idx.unsqueeze(-1).expand(-1, -1, d))
+            similarity = queries @ z.transpose(1, 2)  # (bags, k, n) cosine
+            excluded = ~mask | (hits > 0)
+            similarity = similarity.masked_fill(excluded.unsqueeze(1), float("-inf"))
+            nb_val, nb_idx = similarity.topk(min(self.neighbours, n), dim=2)
+            nb_ok = torch.isfinite(nb_val) & top_ok.unsqueeze(-1)
+            # scatter_add (not scatter): an index may be picked by several top instances.
+            hits.scatter_add_(1, nb_idx.reshape(bags, -1), nb_ok.reshape(bags, -1).to(h.dtype))
+        drop = (hits > 0) & mask
+        # Guard: a bag that would lose every instance is left whole (the reference divides by zero there).
+        whole = ~(mask & ~drop).any(dim=1)
+        return drop & ~whole.unsqueeze(1)
+
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training or self.topk == 0:
+            return h, mask
+        drop = self.drop_mask(h.detach(), mask)
+        keep = (mask & ~drop).to(h.dtype)
+        scale = mask.sum(dim=1).to(h.dtype) / keep.sum(dim=1).clamp_min(1.0)
+        return h * keep.unsqueeze(-1) * scale.view(-1, 1, 1), mask
+
+
+class ProgressiveDropout(nn.Module):
+    def __init__(self, p_max: float, progressive: bool) -> None:
+        super().__init__()
+        self.p_max = p_max
+        self.progressive = progressive
+        self.p = 0.0 if progressive else p_max
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        if self.progressive:
+            t = epoch / (num_epochs - 1) if num_epochs > 1 else 1.0
+            self.p = self.p_max * float(log_curve(t))
+
+    def drop_probability(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-instance drop probability: p * log_curve(relative importance rank), 0 for the least important."""
+        score = importance(h, mask)
+        rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1, stable=True)  # 0 = most important
+        n_valid = mask.sum(dim=1, keepdim=True).to(h.dtype)
+        t = ((n_valid - 1 - rank.to(h.dtype)) / (n_valid - 1).clamp_min(1.0)).clamp(0.0, 1.0)
+        return (self.p * log_curve(t)).masked_fill(~mask, 0.0)
+
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training or self.p == 0:
+            return h, mask
+        prob = self.drop_probability(h.detach(), mask)
+        keep = torch.rand(prob.shape, device=h.device) >= prob  # the least important has prob 0: always kept
+        return h * keep.unsqueeze(-1).to(h.dtype), mask
+
+
+# ------------------------------------------------------------------------------------------------ methods
+
+
+class NoDropout(MILDropoutMethod):
+    name = "mil-none"
+    description = "No regulariser: the reference gated ABMIL."
+
+    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+        return IdentityRegulariser()
+
+
+class StandardDropout(MILDropoutMethod):
+    name = "mil-dropout"
+    description = "Inverted Bernoulli dropout on instance embeddings after each encoder ReLU."
+
+    class Hyperparameters(_Hyper):
+        p: float = Field(default=0.25, ge=0, lt=1, description="Drop probability of each embedding unit.")
+
+    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+        return FeatureDropout(self.hp.p)
+
+
+class RandomInstanceDrop(MILDropoutMethod):
+    name = "mil-instance-drop"
+    description = "Removes a random fraction of each bag's instances (mask bits), keeping at least one."
+
+    class Hyperparameters(_Hyper):
+        p: float = Field(default=0.3, ge=0, lt=1, description="Fraction of instances removed per bag and step.")
+
+    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+        return InstanceDrop(self.hp.p)
+
+
+class MILDropout(MILDropoutMethod):
+    name = "mil-mildropout"
+    description = "MIL-Dropout (ICML 2025): zero the top-k important instances and their nearest neighbours."
+
+    class Hyperparameters(_Hyper):
+        topk: int = Field(default=3, ge=0, le=10_000, description="Most important instances dropped per bag.")
+        neighbours: int = Field(default=4, ge=0, le=10_000, description="Most similar instances dropped per top one.")
+
+    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+        return MILDropoutLayer(self.hp.topk, self.hp.neighbours)
+
+
+class MILDropoutSmallBags(MILDropout):
+    name = "mil-mildropout-k1"
+    description = "MIL-Dropout with topk 1 and 1 neighbour, sized for bags of tens of instances."
+
+    class Hyperparameters(_Hyper):
+        topk: int = Field(default=1, ge=0, le=10_000, description="Most important instances dropped per bag.")
+        neighbours: int = Field(default=1, ge=0, le=10_000, description="Most similar instances dropped per top one.")
+
+
+class PDL(MILDropoutMethod):
+    name = "mil-pdl"
+    description = "PDL: importance-ranked Bernoulli instance dropout whose rate ramps up over training."
+
+    class Hyperparameters(_Hyper):
+        p_max: float = Field(default=0.45, ge=0, lt=1, description="Drop probability of the top instance at the end.")
+        progressive: bool = Field(default=True, description="Ramp p from 0 to p_max over the epochs.")
+
+    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+        return ProgressiveDropout(self.hp.p_max, self.hp.progressive)

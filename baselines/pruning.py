@@ -1,0 +1,250 @@
+"""Reference pruning methods for the `pruning` family.
+
+Each class answers :meth:`benchmark.families.pruning.PruningMethod.prune` for all target sparsities at once.
+What they claim, and the controls that check the claims:
+
+* ``prune-random`` — uniform random masks, the same sparsity in every layer: the floor.
+* ``prune-magnitude-global`` / ``prune-magnitude-layerwise`` — one-shot magnitude pruning of the trained
+  dense network (global or per-layer threshold), rewound to the spec's rewind point (one-shot lottery ticket).
+* ``prune-magnitude-shuffled`` — the global-magnitude mask shuffled within each layer: keeps the per-layer
+  densities magnitude chose and nothing else ("Missing the Mark" control as a method).
+* ``prune-imp`` — iterative magnitude pruning with rewinding (Frankle & Carbin 2019; OpenLTH
+  ``sparse_global``). Rounds are shared across targets: one nested schedule passes through every target.
+* ``prune-snip`` — |g ⊙ θ| at the rewind point on a few-shot batch (Lee et al. 2019).
+* ``prune-grasp`` — GraSP (Wang et al. 2020): S = -θ ⊙ Hg and the *highest* S are removed.
+* ``prune-synflow`` — SynFlow (Tanaka et al. 2020): data-free, 100 rounds on an exponential schedule.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from benchmark.families.pruning import (
+    PruneResult,
+    PruningContext,
+    PruningMethod,
+    layerwise_masks_from_scores,
+    masks_from_scores,
+    random_masks,
+    shuffle_within_layers,
+    sparsity_label,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
+    named = dict(model.named_parameters())
+    return [named[n] for n in names]
+
+
+class RandomPruning(PruningMethod):
+    name: ClassVar[str] = "prune-random"
+    description: ClassVar[str] = "Uniform random masks, the same sparsity in every prunable layer (the floor)."
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        return {s: PruneResult(masks=random_masks(ctx.prunable, s, ctx.generator("random", sparsity_label(s))))
+                for s in sparsities}
+
+
+class _MagnitudeAfterTraining(PruningMethod):
+    """Train the dense net once with the recipe, score |w|, rewind to the spec's rewind point."""
+
+    scope: ClassVar[Literal["global", "layerwise"]] = "global"
+    shuffle: ClassVar[bool] = False
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        trained = ctx.train()
+        scores = {n: trained.weights[n].abs() for n in ctx.prunable}
+        out = {}
+        for s in sparsities:
+            masks = masks_from_scores(scores, s) if self.scope == "global" else layerwise_masks_from_scores(scores, s)
+            if self.shuffle:
+                masks = shuffle_within_layers(masks, ctx.generator("shuffle", sparsity_label(s)))
+            out[s] = PruneResult(masks=masks)
+        return out
+
+
+class GlobalMagnitude(_MagnitudeAfterTraining):
+    name: ClassVar[str] = "prune-magnitude-global"
+    description: ClassVar[str] = "One-shot global magnitude pruning after training, rewound (one-shot lottery ticket)."
+
+
+class LayerwiseMagnitude(_MagnitudeAfterTraining):
+    name: ClassVar[str] = "prune-magnitude-layerwise"
+    description: ClassVar[str] = "One-shot magnitude pruning after training, same sparsity per layer, rewound."
+    scope: ClassVar[Literal["global", "layerwise"]] = "layerwise"
+
+
+class ShuffledMagnitude(_MagnitudeAfterTraining):
+    name: ClassVar[str] = "prune-magnitude-shuffled"
+    description: ClassVar[str] = (
+        "Global magnitude mask after training, shuffled within each layer: only its per-layer densities survive."
+    )
+    shuffle: ClassVar[bool] = True
+
+
+def imp_schedule(sparsities: Sequence[float], max_fraction_per_round: float) -> list[float]:
+    """Nested sparsity levels passing through every target, pruning at most the given share of survivors a round.
+
+    Between consecutive targets the densities are geometric (equal shares per round), so the schedule is
+    OpenLTH's 20 %-per-round one when the fraction is 0.2 and the targets lie on it.
+    """
+    levels: list[float] = []
+    density = 1.0
+    for s in sorted(sparsities):
+        target = 1.0 - s
+        rounds = max(1, math.ceil(math.log(target / density) / math.log(1.0 - max_fraction_per_round) - 1e-9))
+        levels += [1.0 - density * (target / density) ** (i / rounds) for i in range(1, rounds)]
+        levels.append(s)
+        density = target
+    return levels
+
+
+class IterativeMagnitude(PruningMethod):
+    name: ClassVar[str] = "prune-imp"
+    description: ClassVar[str] = (
+        "Iterative magnitude pruning with rewinding (lottery tickets): train, prune the smallest surviving "
+        "weights, rewind the survivors, repeat; one nested schedule through every target."
+    )
+
+    class Hyperparameters(_Frozen):
+        max_fraction_per_round: float = Field(default=0.5, gt=0, lt=1,
+                                              description="Most of the surviving weights removed in one round.")
+        scope: Literal["global", "layerwise"] = "global"
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        levels = imp_schedule(sparsities, self.hp.max_fraction_per_round)
+        trained = ctx.train()  # round 0: the dense network
+        masks: dict[str, torch.Tensor] | None = None
+        out: dict[float, PruneResult] = {}
+        for i, level in enumerate(levels):
+            scores = {n: trained.weights[n].abs() for n in ctx.prunable}
+            if masks is not None:  # only survivors compete: pruned weights never come back
+                scores = {n: torch.where(masks[n], scores[n], torch.full_like(scores[n], -math.inf)) for n in scores}
+            masks = masks_from_scores(scores, level) if self.hp.scope == "global" else \
+                layerwise_masks_from_scores(scores, level)
+            if level in sparsities:
+                out[level] = PruneResult(masks=masks)
+            if i + 1 < len(levels):
+                trained = ctx.train(masks, start=ctx.rewind_state)
+        return out
+
+
+def snip_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Connection sensitivity |∂L/∂c| at c = 1 for a mask c on each weight, which equals |g ⊙ θ|."""
+    params = _params(model, names)
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, params)
+    return {n: (g * p).abs().detach() for n, g, p in zip(names, grads, params, strict=True)}
+
+
+def grasp_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torch.Tensor,
+                 temperature: float = 200.0) -> dict[str, torch.Tensor]:
+    """GraSP's S(-θ) = -θ ⊙ H g on the prunable weights (logits divided by the temperature, as in the paper).
+
+    GraSP removes the weights with the *highest* S (their removal reduces gradient flow least, or increases
+    it): the caller must keep the lowest S, not the highest (the sign bug noted in the MtM code).
+    """
+    params = _params(model, names)
+    loss = F.cross_entropy(model(x) / temperature, y)
+    g = [t.detach() for t in torch.autograd.grad(loss, params)]
+    loss = F.cross_entropy(model(x) / temperature, y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    z = sum((gi * gd).sum() for gi, gd in zip(grads, g, strict=True))
+    hg = torch.autograd.grad(z, params)
+    return {n: (-p * h).detach() for n, p, h in zip(names, params, hg, strict=True)}
+
+
+class SNIP(PruningMethod):
+    name: ClassVar[str] = "prune-snip"
+    description: ClassVar[str] = "SNIP: |g ⊙ θ| at the rewind point on a few-shot training batch, global top-k."
+
+    class Hyperparameters(_Frozen):
+        per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        x, y = ctx.fewshot_batch(self.hp.per_class)
+        scores = snip_scores(ctx.make_model(ctx.rewind_state), list(ctx.prunable), x, y)
+        return {s: PruneResult(scores=scores) for s in sparsities}
+
+
+class GraSP(PruningMethod):
+    name: ClassVar[str] = "prune-grasp"
+    description: ClassVar[str] = "GraSP: S = -θ ⊙ Hg at the rewind point; the highest S are removed."
+
+    class Hyperparameters(_Frozen):
+        per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
+        temperature: float = Field(default=200.0, gt=0)
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        x, y = ctx.fewshot_batch(self.hp.per_class)
+        s_grasp = grasp_scores(ctx.make_model(ctx.rewind_state), list(ctx.prunable), x, y, self.hp.temperature)
+        keep_scores = {n: -v for n, v in s_grasp.items()}  # the harness keeps the highest: negate to drop highest S
+        return {s: PruneResult(scores=keep_scores) for s in sparsities}
+
+
+def synflow_scores(model: nn.Module, names: Sequence[str], masks: Mapping[str, torch.Tensor] | None,
+                   in_features: int) -> dict[str, torch.Tensor]:
+    """|θ ⊙ ∂R/∂θ| with R = sum of the outputs of the all-|θ| network on an all-ones input (float64).
+
+    Works on a float64 copy so the product of many absolute weights neither overflows nor underflows;
+    masked weights are zeroed first, so their scores are 0.
+    """
+    return _SynFlowNet(model, names, in_features).scores(masks)
+
+
+class _SynFlowNet:
+    """A float64 copy of the network with every parameter replaced by its absolute value (made once)."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str], in_features: int) -> None:
+        self.net = copy.deepcopy(model).double()
+        self.names = list(names)
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.abs_()
+        self.params = _params(self.net, self.names)
+        self.absolute = [p.detach().clone() for p in self.params]
+        self.ones = torch.ones(1, in_features, dtype=torch.float64, device=self.params[0].device)
+
+    def scores(self, masks: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            for n, p, a in zip(self.names, self.params, self.absolute, strict=True):
+                p.copy_(a if masks is None else a * masks[n].to(a.device, a.dtype))
+        grads = torch.autograd.grad(self.net(self.ones).sum(), self.params)
+        return {n: (g * p).abs().detach().float().cpu()
+                for n, g, p in zip(self.names, grads, self.params, strict=True)}
+
+
+class SynFlow(PruningMethod):
+    name: ClassVar[str] = "prune-synflow"
+    description: ClassVar[str] = "SynFlow: data-free iterative synaptic-flow scores, exponential schedule, global."
+
+    class Hyperparameters(_Frozen):
+        rounds: int = Field(default=100, ge=1, le=10_000)
+
+    def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
+        names = list(ctx.prunable)
+        net = _SynFlowNet(ctx.make_model(ctx.rewind_state), names, next(iter(ctx.prunable.values()))[1])
+        out = {}
+        for s in sparsities:
+            masks: dict[str, torch.Tensor] | None = None
+            for k in range(1, self.hp.rounds + 1):
+                level = 1.0 - (1.0 - s) ** (k / self.hp.rounds)
+                scores = net.scores(masks)
+                if masks is not None:  # pruned weights stay pruned (their score is 0; ties must not revive them)
+                    scores = {n: torch.where(masks[n], scores[n], torch.full_like(scores[n], -math.inf)) for n in names}
+                masks = masks_from_scores(scores, level)
+            assert masks is not None
+            out[s] = PruneResult(masks=masks)
+        return out

@@ -1,0 +1,186 @@
+"""Where runs execute: in this process, or one fresh worker process per run.
+
+The process executor is the default because a benchmark runs other people's code: a run that crashes,
+hangs, leaks memory or kills its interpreter must cost only that run. Each run gets its own process (spawned,
+so no state leaks from the parent or an earlier run), its own process group (so a time-out kills the
+method's children too) and one thread (on a small CPU, two single-thread runs in parallel beat one
+two-thread run). The parent alone writes records, the moment each run ends.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from benchmark.runner import PlannedRun, RunRecord, _now, execute_run, failure_record
+
+#: Called as each run ends: (record, runs finished so far).
+OnRecord = Callable[[RunRecord], None]
+#: Called with (slot, run title, steps done, steps total) while a run reports progress.
+OnProgress = Callable[[int, str, int, int], None]
+
+
+class LocalExecutor:
+    """Runs sequentially in this process: for debugging (pdb works); no isolation and no time limits."""
+
+    def __init__(self, device: str, cache_dir: Path) -> None:
+        self.device = device
+        self.cache_dir = cache_dir
+
+    def execute(self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        for run in runs:
+            report = (lambda d, t, r=run: on_progress(0, r.title, d, t)) if on_progress else None
+            on_record(execute_run(run, self.device, self.cache_dir, report))
+
+
+def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection) -> None:
+    """Entry point of a worker process: one thread, own process group, result sent through `conn`."""
+    os.setpgrp()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > 0.25 or done >= total:
+            last[0] = now
+            conn.send(("progress", done, total))
+
+    record = execute_run(run, device, Path(cache_dir), progress)
+    conn.send(("record", record.model_dump_json()))
+    conn.close()
+
+
+@dataclass
+class _Active:
+    run: PlannedRun
+    process: Any
+    conn: Connection
+    slot: int
+    device: str
+    started_at: str
+    t0: float
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "worker did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"worker exited with code {code} before reporting a result"
+
+
+class ProcessExecutor:
+    """One spawned worker process per run, at most `len(devices)` at once, each with a wall-clock limit."""
+
+    def __init__(self, devices: list[str], cache_dir: Path, poll_s: float = 0.1) -> None:
+        self.devices = devices
+        self.cache_dir = cache_dir
+        self.poll_s = poll_s
+        self._ctx = mp.get_context("spawn")
+
+    def _start(self, run: PlannedRun, slot: int) -> _Active:
+        parent, child = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=_worker_main, args=(run, self.devices[slot], str(self.cache_dir), child), daemon=False
+        )
+        process.start()
+        child.close()
+        return _Active(run, process, parent, slot, self.devices[slot], _now(), time.monotonic())
+
+    @staticmethod
+    def _kill(active: _Active) -> None:
+        """Kill the worker and everything it started (its process group)."""
+        try:
+            os.killpg(active.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        active.process.join(timeout=5)
+
+    def execute(self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None) -> None:
+        pending = list(runs)
+        active: dict[int, _Active] = {}
+        free_slots = list(range(len(self.devices)))
+        try:
+            while pending or active:
+                while pending and free_slots:
+                    slot = free_slots.pop(0)
+                    active[slot] = self._start(pending.pop(0), slot)
+                handles = [a.conn for a in active.values()] + [a.process.sentinel for a in active.values()]
+                wait(handles, timeout=self.poll_s)
+                for slot, a in list(active.items()):
+                    record = self._poll(a, on_progress)
+                    if record is None:
+                        continue
+                    on_record(record)
+                    del active[slot]
+                    free_slots.append(slot)
+        finally:
+            for a in active.values():  # Ctrl-C or an error in the parent: leave no orphan workers
+                self._kill(a)
+
+    def _poll(self, a: _Active, on_progress: OnProgress | None) -> RunRecord | None:
+        """The run's record if it has ended (by result, crash or time limit), else None."""
+        record_json: str | None = None
+        try:
+            while a.conn.poll():
+                message = a.conn.recv()
+                if message[0] == "progress" and on_progress:
+                    on_progress(a.slot, a.run.title, message[1], message[2])
+                elif message[0] == "record":
+                    record_json = message[1]
+        except (EOFError, OSError):
+            pass  # the worker died mid-message: judged below by its exit code
+        wall = time.monotonic() - a.t0
+        if record_json is not None:
+            a.process.join(timeout=10)
+            if a.process.is_alive():
+                self._kill(a)
+            return RunRecord.model_validate_json(record_json)
+        if wall > a.run.time_limit_s:
+            self._kill(a)
+            return failure_record(
+                a.run, "timeout", f"run exceeded its time limit of {a.run.time_limit_s:g} s; worker killed",
+                a.device, a.started_at, wall,
+            )
+        if not a.process.is_alive():
+            a.process.join()
+            return failure_record(a.run, "failed", _describe_exit(a.process.exitcode), a.device, a.started_at, wall)
+        return None
+
+
+def default_worker_count(device: str) -> int:
+    """One worker per core on the CPU; one per visible GPU on CUDA."""
+    if device.startswith("cuda"):
+        import torch
+
+        return 1 if ":" in device else max(1, torch.cuda.device_count())
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def device_slots(device: str, workers: int) -> list[str]:
+    if device == "cuda":
+        return [f"cuda:{i % max(1, workers)}" for i in range(workers)]
+    return [device] * workers
+
+
+if sys.platform == "win32":  # pragma: no cover - process groups are POSIX
+    raise ImportError("phenomena-bench's process executor needs a POSIX system")

@@ -1,0 +1,144 @@
+"""The results store: one JSON record per run, under the run's content hash.
+
+Layout: ``STORE/runs/<key[:2]>/<key>.json``. One file per record means two runners writing to the same
+store never contend for a shared file, and a crash can lose at most the run in flight. Every write goes to
+a temporary file in the same folder, is flushed to disk, then renamed over the target (atomic on POSIX), so
+a reader sees either the whole old record or the whole new one. A file that does not parse or validate
+(torn by a dying disk, edited by hand) is reported as corrupt and never read as a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark.errors import StoreError
+from benchmark.families.base import Scalar, Status
+
+DEFAULT_STORE = "results"
+STORE_ENV = "PHENOMENA_BENCH_STORE"
+
+
+def default_store_path() -> Path:
+    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+class MethodIdentity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    family: str
+    version: str
+    hyperparameters: dict[str, Any]
+    label: str = Field(description="Name shown in tables: name plus any non-default hyperparameter.")
+    ref: str = Field(description="How it was resolved: an entry-point name or `module:attr`.")
+    source: str | None = Field(default=None, description="Source file of the method, for the leaderboard link.")
+
+
+class RunRecord(BaseModel):
+    """Everything known about one finished run (whatever its status)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    task_id: str
+    task_version: int
+    family: str
+    tier: str
+    seed: int
+    method: MethodIdentity
+    status: Status
+    metrics: dict[str, Scalar] = Field(default_factory=dict)
+    curves: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    error: str | None = None
+    wall_time_s: float
+    device: str
+    torch_version: str
+    benchmark_version: str
+    started_at: str
+    finished_at: str
+    task: dict[str, Any] = Field(description="The resolved task spec the run used (tier applied).")
+
+
+class CorruptRecord(BaseModel):
+    path: str
+    reason: str
+
+
+class Store:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    def path_for(self, key: str) -> Path:
+        return self.runs_dir / key[:2] / f"{key}.json"
+
+    def has(self, key: str) -> bool:
+        return self.path_for(key).is_file()
+
+    def put(self, record: RunRecord) -> Path:
+        """Write `record` atomically: temp file in the same folder, fsync, rename."""
+        target = self.path_for(record.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = record.model_dump_json(indent=1)
+        fd, tmp = tempfile.mkstemp(prefix=f".{record.key}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
+
+    def get(self, key: str) -> RunRecord:
+        path = self.path_for(key)
+        if not path.is_file():
+            raise StoreError(f"{self.root}: no record with key {key}")
+        return self._read(path)
+
+    def _read(self, path: Path) -> RunRecord:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            record = RunRecord.model_validate(data)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as err:
+            reason = str(err).splitlines()[0]
+            raise StoreError(f"{path}: corrupt record, not trusted ({reason})") from None
+        if record.key != path.stem:
+            raise StoreError(f"{path}: record key {record.key} does not match its file name")
+        return record
+
+    def keys(self) -> set[str]:
+        """Keys of well-formed-looking record files (contents not parsed: cheap, for planning)."""
+        if not self.runs_dir.is_dir():
+            return set()
+        return {p.stem for p in self.runs_dir.glob("*/*.json")}
+
+    def scan(self) -> tuple[list[RunRecord], list[CorruptRecord]]:
+        """Every readable record, and every file that could not be trusted (with the reason)."""
+        records: list[RunRecord] = []
+        corrupt: list[CorruptRecord] = []
+        for path in self._record_paths():
+            try:
+                records.append(self._read(path))
+            except StoreError as err:
+                corrupt.append(CorruptRecord(path=str(path), reason=str(err)))
+        return records, corrupt
+
+    def records(self) -> list[RunRecord]:
+        return self.scan()[0]
+
+    def _record_paths(self) -> Iterator[Path]:
+        if self.runs_dir.is_dir():
+            yield from sorted(self.runs_dir.glob("*/*.json"))

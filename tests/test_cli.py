@@ -1,0 +1,151 @@
+"""End to end through the real command line: a smoke run, the cache, `show`, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=full_env)
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("store")
+    result = cli("run", "--task", "grokking/add-mod97", "--method", "adamw", "grad-norm", "--tier", "smoke",
+                 "--seeds", "1", "--store", str(store), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "adamw" in result.stdout and "grad-norm" in result.stdout and "steps to 99%" in result.stdout
+    return store
+
+
+def test_run_stores_one_record_per_run(smoke_store: Path) -> None:
+    records = list((smoke_store / "runs").glob("*/*.json"))
+    assert len(records) == 2
+    statuses = {json.loads(p.read_text())["status"] for p in records}
+    assert statuses == {"ok"}
+
+
+def test_second_run_does_no_work(smoke_store: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in (smoke_store / "runs").glob("*/*.json")}
+    result = cli("run", "--task", "grokking/add-mod97", "--method", "adamw", "grad-norm", "--tier", "smoke",
+                 "--seeds", "1", "--store", str(smoke_store), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "2 already in" in result.stderr and "0 to do" in result.stderr
+    assert {p: p.stat().st_mtime_ns for p in (smoke_store / "runs").glob("*/*.json")} == before
+
+
+def test_show_json_and_runs(smoke_store: Path) -> None:
+    rows = json.loads(cli("show", "--store", str(smoke_store), "--format", "json").stdout)
+    assert {r["method"] for r in rows} == {"adamw", "grad-norm"} and all(r["seeds"] == 1 for r in rows)
+    runs = json.loads(cli("show", "--store", str(smoke_store), "--runs", "--format", "json").stdout)
+    assert len(runs) == 2 and all(r["metrics"]["steps_run"] == 300 for r in runs)
+    assert all(r["curves"]["val_acc"]["x"][-1] == 300 for r in runs)
+
+
+def test_store_from_environment(smoke_store: Path) -> None:
+    rows = json.loads(cli("show", "--format", "json", env={"PHENOMENA_BENCH_STORE": str(smoke_store)}).stdout)
+    assert len(rows) == 2
+
+
+def test_tasks_and_methods_are_listed() -> None:
+    tasks = cli("tasks")
+    assert tasks.returncode == 0 and "grokking/div-mod97" in tasks.stdout and "smoke(2 seeds)" in tasks.stdout
+    methods = cli("methods")
+    assert methods.returncode == 0 and "muon" in methods.stdout and "grokking" in methods.stdout
+
+
+def test_schema_is_json() -> None:
+    schema = json.loads(cli("schema").stdout)
+    assert "grokking" in json.dumps(schema)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+def _spec_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = (ROOT / "tasks" / "grokking" / "add-mod97.yaml").read_text()
+    assert old in text
+    folder = tmp_path / "tasks"
+    folder.mkdir(exist_ok=True)
+    path = folder / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  steps: 5000", "  steps: 5000\n  learning_rate: 3", "training.learning_rate: Extra inputs"),
+        ("  steps: 5000", "  steps: -5", "training.steps"),
+        ("family: grokking", "family: astrology", "astrology"),
+    ],
+)
+def test_bad_spec_gets_one_line_per_problem_and_exit_1(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    result = cli("validate", str(_spec_with(tmp_path, old, new)))
+    assert result.returncode == 1
+    assert expected in result.stderr and "bad.yaml" in result.stderr and "fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_refuses_an_invalid_suite(tmp_path: Path) -> None:
+    path = _spec_with(tmp_path, "  steps: 5000", "  steps: -5")
+    result = cli("run", "--tasks-dir", str(path.parent), "--tier", "smoke", "--store", str(tmp_path / "s"))
+    assert result.returncode == 2 and "training.steps" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_method_that_does_not_import(tmp_path: Path) -> None:
+    result = cli("run", "--task", "grokking/add-mod97", "--method", "no_such_pkg.mod:Thing", "--tier", "smoke",
+                 "--store", str(tmp_path))
+    assert result.returncode == 2 and "cannot import module 'no_such_pkg.mod'" in result.stderr
+
+
+def test_unknown_method_and_task(tmp_path: Path) -> None:
+    assert "unknown method 'nope'" in cli("run", "--method", "nope", "--store", str(tmp_path)).stderr
+    assert "unknown task 'nope'" in cli("run", "--task", "nope", "--store", str(tmp_path)).stderr
+
+
+def test_method_for_another_family(tmp_path: Path) -> None:
+    module = tmp_path / "other_family_method.py"
+    module.write_text(textwrap.dedent("""
+        from benchmark.families.base import Method
+
+        class Elsewhere(Method):
+            name = "elsewhere"
+            family = "no-such-family"
+    """))
+    result = cli("run", "--task", "grokking/add-mod97", "--method", "other_family_method:Elsewhere",
+                 "--tier", "smoke", "--store", str(tmp_path / "s"), cwd=tmp_path,
+                 env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")})
+    assert result.returncode == 2 and "no-such-family" in result.stderr
+
+
+def test_module_attr_method_runs_without_installing(tmp_path: Path) -> None:
+    module = tmp_path / "my_sgd.py"
+    module.write_text(textwrap.dedent("""
+        import torch
+        from benchmark.families.grokking import GrokkingMethod
+
+        class PlainSGD(GrokkingMethod):
+            name = "plain-sgd"
+
+            def configure(self, model, params, info):
+                return torch.optim.SGD(params.values(), lr=0.1)
+    """))
+    result = cli("run", "--task", "grokking/add-mod97", "--method", "my_sgd:PlainSGD", "--tier", "smoke",
+                 "--seeds", "1", "--store", str(tmp_path / "s"), "--quiet", "--format", "json", cwd=tmp_path,
+                 env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")})
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["method"] == "plain-sgd" and rows[0]["seeds"] == 1

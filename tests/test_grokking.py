@@ -1,0 +1,195 @@
+"""The grokking family: data, model, metrics (hold-for-5, censoring) and the baselines' mechanics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from baselines.grokking import AdamW, GradNorm, GrokfastEMA, GrokfastMA, newton_schulz
+from benchmark.data.modular import all_pairs, make_split
+from benchmark.errors import MethodError
+from benchmark.families.base import RunContext
+from benchmark.families.grokking import FAMILY, TrainingInfo, first_crossing, first_held
+from benchmark.models.transformer import OneLayerTransformer
+from benchmark.registry import resolve_method
+from benchmark.spec import load_task
+
+SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
+INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", seed=0)
+STEPS = [0, 50, 100, 150, 200, 250, 300, 350, 400]
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_hold_rule_skips_a_transient_spike() -> None:
+    acc = [0.1, 0.995, 0.5, 0.99, 0.99, 0.991, 0.999, 1.0, 0.995]
+    assert first_held(STEPS, acc, 0.99, 5) == 150
+    assert first_crossing(STEPS, acc, 0.99) == 50
+
+
+def test_hold_rule_is_censored_when_too_few_evaluations_follow() -> None:
+    acc = [0.1, 0.2, 0.3, 0.4, 0.5, 0.99, 0.99, 0.99, 0.99]  # only 3 evaluations after the crossing
+    assert first_held(STEPS, acc, 0.99, 5) is None
+    assert first_held(STEPS, acc, 0.99, 3) == 250
+
+
+def test_hold_zero_is_the_first_crossing() -> None:
+    acc = [0.1, 0.2, 0.99, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert first_held(STEPS, acc, 0.99, 0) == first_crossing(STEPS, acc, 0.99) == 100
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+
+@pytest.mark.parametrize("operation", ["add", "sub", "div"])
+def test_tables_are_correct_and_complete(operation: str) -> None:
+    p = 13
+    x, y = all_pairs(operation, p)
+    assert len(x) == (p * (p - 1) if operation == "div" else p * p)
+    for (a, b, eq), c in zip(x.tolist(), y.tolist()):
+        assert eq == p
+        if operation == "add":
+            assert c == (a + b) % p
+        elif operation == "sub":
+            assert c == (a - b) % p
+        else:
+            assert (c * b) % p == a
+
+
+def test_split_is_disjoint_complete_and_fixed_by_the_seed() -> None:
+    a = make_split("add", 11, 0.5, seed=3)
+    b = make_split("add", 11, 0.5, seed=3)
+    c = make_split("add", 11, 0.5, seed=4)
+    assert torch.equal(a.train_x, b.train_x) and not torch.equal(a.train_x, c.train_x)
+    train = {tuple(r) for r in a.train_x.tolist()}
+    test = {tuple(r) for r in a.test_x.tolist()}
+    assert not train & test and len(train | test) == 121 and len(train) == 60
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+def _full_sequence_logits(model: OneLayerTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """The reference computation: every position, causal attention, then read the last one."""
+    b, n, d = tokens.shape[0], model.n_ctx, model.d_model
+    x = model.embed[tokens] + model.pos
+
+    def heads(w: torch.Tensor) -> torch.Tensor:
+        return (x @ w.T).view(b, n, model.n_heads, model.d_head).transpose(1, 2)
+
+    q, k, v = heads(model.w_q), heads(model.w_k), heads(model.w_v)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(model.d_head)
+    scores = scores.masked_fill(torch.triu(torch.ones(n, n, dtype=torch.bool), 1), float("-inf"))
+    z = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, n, d)
+    resid = x + z @ model.w_o.T
+    resid = resid + torch.relu(resid @ model.w_in.T + model.b_in) @ model.w_out.T + model.b_out
+    return (resid @ model.unembed)[:, -1]
+
+
+def test_equals_position_only_forward_is_exact() -> None:
+    torch.manual_seed(0)
+    model = OneLayerTransformer(p=17, d_model=32, n_heads=4, d_mlp=64)
+    tokens, _ = all_pairs("add", 17)
+    torch.testing.assert_close(model(tokens[:100]), _full_sequence_logits(model, tokens[:100]))
+
+
+def test_analytic_flops_match_the_flop_counter() -> None:
+    model = OneLayerTransformer(p=97)
+    tokens, _ = all_pairs("add", 97)
+    with FlopCounterMode(display=False) as counter:
+        model(tokens[:64])
+    counted = counter.get_total_flops() / 64
+    assert abs(model.forward_flops_per_example() - counted) / counted < 0.02
+
+
+# -------------------------------------------------------------------------------------------- baselines
+
+
+def _with_grad(grad: torch.Tensor) -> torch.nn.Module:
+    module = torch.nn.Linear(2, 1, bias=False)
+    module.weight.grad = grad.clone()
+    return module
+
+
+def test_grokfast_ema_adds_the_amplified_average() -> None:
+    method = GrokfastEMA(alpha=0.5, lamb=2.0)
+    model = _with_grad(torch.tensor([[1.0, 0.0]]))
+    method.configure(model, dict(model.named_parameters()), INFO)  # type: ignore[arg-type]
+    method.after_backward(model, 0)  # ema = g1 = [1, 0]; g = g1 + 2 ema
+    assert model.weight.grad.tolist() == [[3.0, 0.0]]
+    model.weight.grad = torch.tensor([[0.0, 1.0]])
+    method.after_backward(model, 1)  # ema = 0.5 [1,0] + 0.5 [0,1]
+    assert model.weight.grad.tolist() == [[1.0, 2.0]]
+
+
+def test_grokfast_ma_waits_for_a_full_window_then_adds_the_mean() -> None:
+    method = GrokfastMA(window=2, lamb=1.0)
+    model = _with_grad(torch.tensor([[2.0, 0.0]]))
+    method.configure(model, dict(model.named_parameters()), INFO)  # type: ignore[arg-type]
+    method.after_backward(model, 0)
+    assert model.weight.grad.tolist() == [[2.0, 0.0]]  # window not full: unfiltered
+    model.weight.grad = torch.tensor([[0.0, 4.0]])
+    method.after_backward(model, 1)  # mean of [2,0] and [0,4] = [1,2]
+    assert model.weight.grad.tolist() == [[1.0, 6.0]]
+
+
+def test_grad_norm_rescales_to_unit_norm() -> None:
+    model = _with_grad(torch.tensor([[3.0, 4.0]]))
+    GradNorm().after_backward(model, 0)
+    assert torch.allclose(model.weight.grad, torch.tensor([[0.6, 0.8]]))
+
+
+def test_newton_schulz_orthogonalises() -> None:
+    torch.manual_seed(0)
+    g = torch.randn(16, 48)
+    singular = torch.linalg.svdvals(newton_schulz(g, steps=5))
+    assert singular.min() > 0.5 and singular.max() < 1.3  # Muon's quintic maps all singular values near 1
+    assert newton_schulz(g.T, steps=5).shape == (48, 16)
+
+
+def test_bad_hyperparameters_name_the_method_and_field() -> None:
+    with pytest.raises(MethodError, match=r"adamw.*lr"):
+        resolve_method("adamw", {"lr": -1})
+    with pytest.raises(MethodError, match="wd"):
+        resolve_method("adamw", {"wd": 1})
+
+
+# ------------------------------------------------------------------------------------------------- runs
+
+
+def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> None:
+    task = load_task(SPEC).resolve("smoke")
+    ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
+    first = FAMILY.run(task, resolve_method("adamw"), ctx)
+    second = FAMILY.run(task, resolve_method("adamw"), ctx)
+    assert first.status == "ok" and first.metrics == second.metrics | {"time_to_target_s": first.metrics[
+        "time_to_target_s"]}
+    m = first.metrics
+    assert m["steps_run"] == task.training.steps and m["budget"] == task.training.steps
+    assert m["reached"] is False and m["steps_to_target"] == task.training.steps  # censored at the budget
+    assert 0 <= m["final_val_acc"] <= 1 and m["flops"] > 0
+    assert first.curves["val_acc"].x[-1] == task.training.steps
+
+
+class _PoisonAtStep(AdamW):
+    """AdamW whose weights are set to NaN at step 7: the harness must stop and say `diverged`."""
+
+    name = "poison"
+
+    def after_backward(self, model: torch.nn.Module, step: int) -> None:
+        if step == 7:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+
+
+def test_non_finite_loss_is_reported_as_diverged_at_its_step(tmp_path: Path) -> None:
+    task = load_task(SPEC).resolve("smoke")
+    outcome = FAMILY.run(task, _PoisonAtStep(), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+    assert outcome.status == "diverged"
+    assert "step 9" in (outcome.error or "")  # poisoned after step 8's update, seen in step 9's loss
+    assert outcome.metrics["steps_run"] == 9

@@ -1,0 +1,324 @@
+"""The hessian family: oracle counting and refusal, spectral metrics, exact ground truth, caching, end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from baselines.hessian import Eigsh, Hutchinson, Lanczos, PowerIteration, ZeroHVPFloor
+from benchmark.families.base import RunContext
+from benchmark.families.hessian import (
+    FAMILY,
+    BudgetExceededError,
+    HessianMethod,
+    HessianTask,
+    HVPOracle,
+    ProblemInfo,
+    SpectrumEstimate,
+)
+from benchmark.hessian_checkpoints import HessianData, HessianModel, digits_split, loss_value
+from benchmark.hessian_truth import GroundTruthError, cached_truth, compute_truth, dense_hessian
+from benchmark.hvp_oracle import reverse_over_reverse_hvp
+from benchmark.spec import TIER_NAMES, load_task
+from benchmark.spectral import (
+    density_scores,
+    kolmogorov_smirnov,
+    relative_error,
+    subspace_overlap,
+    symlog,
+    topk_relative_error,
+    wasserstein1,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = sorted((ROOT / "tasks" / "hessian").glob("*.yaml"))
+TRAINED = ROOT / "tasks" / "hessian" / "digits-tanh-ce-trained.yaml"
+
+
+def _matrix_oracle(matrix: torch.Tensor, budget: int) -> HVPOracle:
+    return HVPOracle(lambda block: matrix @ block, matrix.shape[0], budget, "cpu")
+
+
+def _linear_problem(n_train: int = 60) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """Linear regression on digits with the MSE loss: a quadratic whose Hessian is I_10 ⊗ [X 1]ᵀ[X 1]/n."""
+    data, model = HessianData(n_train=n_train), HessianModel(hidden=[])
+    split = digits_split(data)
+    net = model.build()
+    theta = net.init(torch.Generator().manual_seed(0))
+
+    def loss_fn(params: torch.Tensor) -> torch.Tensor:
+        return loss_value("mse", net.forward(params, split.x_train), split.y_train)
+
+    return theta, split.x_train, loss_fn
+
+
+def _closed_form_hessian(x: torch.Tensor) -> torch.Tensor:
+    n, d = x.shape
+    design = torch.cat([x, torch.ones(n, 1, dtype=x.dtype)], dim=1)
+    gram = design.T @ design / n
+    outputs = 10
+    hessian = torch.zeros(outputs * (d + 1), outputs * (d + 1), dtype=x.dtype)
+    for o in range(outputs):  # θ = [W (10×d, row-major), b (10)]
+        index = torch.tensor([*range(o * d, (o + 1) * d), outputs * d + o])
+        hessian[index[:, None], index[None, :]] = gram
+    return hessian
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hessian-cache")
+
+
+def _smoke(path: Path = TRAINED) -> HessianTask:
+    task = load_task(path).resolve("smoke")
+    assert isinstance(task, HessianTask)
+    return task
+
+
+def _run(method: HessianMethod, cache_dir: Path, task: HessianTask | None = None, seed: int = 0) -> dict:
+    outcome = FAMILY.run(task or _smoke(), method, RunContext(seed=seed, device="cpu", cache_dir=cache_dir))
+    return {"status": outcome.status, **outcome.metrics}
+
+
+# ----------------------------------------------------------------------------------------------- oracle
+
+
+def test_oracle_counts_columns_and_refuses_past_the_budget() -> None:
+    matrix = torch.diag(torch.arange(1.0, 6.0, dtype=torch.float64))
+    oracle = _matrix_oracle(matrix, budget=4)
+    out = oracle(torch.ones(5, dtype=torch.float64))
+    assert torch.equal(out, torch.arange(1.0, 6.0, dtype=torch.float64)) and oracle.used == 1
+    block = oracle(np.eye(5)[:, :3])  # NumPy in, NumPy out; a block of 3 costs 3
+    assert isinstance(block, np.ndarray) and np.allclose(block, np.diag(np.arange(1.0, 6.0))[:, :3])
+    assert oracle.used == 4 and oracle.remaining == 0 and not oracle.refused
+    with pytest.raises(BudgetExceededError):
+        oracle(torch.ones(5, dtype=torch.float64))
+    assert oracle.refused and oracle.used == 4  # refused before computing or charging
+
+
+def test_oracle_refuses_a_block_that_would_overrun_without_partial_work() -> None:
+    calls: list[int] = []
+    oracle = HVPOracle(lambda block: calls.append(block.shape[1]) or block, 3, budget=5, device="cpu")
+    oracle(torch.ones(3, 2, dtype=torch.float64))
+    with pytest.raises(BudgetExceededError):
+        oracle(torch.ones(3, 4, dtype=torch.float64))
+    assert calls == [2] and oracle.used == 2
+
+
+def test_oracle_rejects_bad_shapes_and_values() -> None:
+    oracle = _matrix_oracle(torch.eye(4, dtype=torch.float64), budget=10)
+    for bad in (torch.ones(3), torch.ones(4, 0), torch.ones(2, 4, 1)):
+        with pytest.raises(ValueError):
+            oracle(bad)
+    with pytest.raises(ValueError):
+        oracle(torch.tensor([1.0, float("nan"), 0.0, 0.0]))
+    assert oracle.used == 0
+
+
+def test_reverse_over_reverse_hvp_matches_the_closed_form_hessian() -> None:
+    theta, x, loss_fn = _linear_problem()
+    hvp = reverse_over_reverse_hvp(loss_fn, theta)
+    probes = torch.randn(theta.numel(), 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = _closed_form_hessian(x) @ probes
+    assert torch.allclose(hvp(probes), expected, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(hvp(probes[:, :1]), expected[:, :1], rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_relative_errors_read_missing_as_zero() -> None:
+    assert relative_error(1.1, 1.0) == pytest.approx(0.1)
+    assert relative_error(None, -2.0) == 1.0
+    truth = np.array([4.0, 2.0, 1.0, -1.0])
+    assert topk_relative_error(np.array([1.0, 4.0, 2.0]), truth, 3) == 0.0  # any order
+    assert topk_relative_error(np.array([4.0, 2.2]), truth, 2) == pytest.approx(0.1)
+    assert topk_relative_error(np.array([4.0]), truth, 2) == 1.0  # second rank missing → 0
+    assert topk_relative_error(None, truth, 2) == 1.0
+
+
+def test_subspace_overlap_is_span_based_and_cannot_be_inflated() -> None:
+    basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(50, 6)))
+    top = basis[:, :3]
+    assert subspace_overlap(top, top[:, ::-1] * -1, 3) == pytest.approx(1.0)
+    angle = 0.3
+    tilted = top.copy()
+    tilted[:, 2] = math.cos(angle) * top[:, 2] + math.sin(angle) * basis[:, 5]
+    assert subspace_overlap(top, tilted, 3) == pytest.approx((2 + math.cos(angle) ** 2) / 3)
+    repeated = np.repeat(top[:, :1], 3, axis=1)  # one direction three times counts once
+    assert subspace_overlap(top, repeated, 3) == pytest.approx(1 / 3)
+    assert subspace_overlap(top, top[:, :1], 3) == pytest.approx(1 / 3)
+    assert subspace_overlap(top, None, 3) == 0.0
+
+
+def test_wasserstein_and_ks_are_exact_on_known_measures() -> None:
+    one = np.ones(1)
+    assert wasserstein1(np.array([0.0]), one, np.array([2.5]), one) == pytest.approx(2.5)
+    assert wasserstein1(np.array([0.5]), one, np.array([0.0, 1.0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert kolmogorov_smirnov(np.array([0.5]), one, np.array([0.0, 1.0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=7), rng.normal(size=40) * 2
+    wa, wb = rng.random(7), np.full(40, 1 / 40)
+    wa /= wa.sum()
+    reference = scipy.stats.wasserstein_distance(a, b, wa, wb)
+    assert wasserstein1(a, wa, b, wb) == pytest.approx(reference, rel=1e-12)
+    uniform_a = np.full(7, 1 / 7)
+    assert kolmogorov_smirnov(a, uniform_a, b, wb) == pytest.approx(scipy.stats.ks_2samp(a, b).statistic)
+
+
+def test_density_scores_are_zero_for_the_truth_and_one_for_a_point_mass_at_zero() -> None:
+    truth = np.array([5.0, 1.0, 0.1, 0.0, -0.2, -1.0])
+    exact = density_scores(truth, truth, np.full(6, 1 / 6), 1e-4)
+    assert all(value == pytest.approx(0.0, abs=1e-15) for value in exact.values())
+    floor = density_scores(truth, None, None, 1e-4)
+    assert floor["w1_mean_abs"] == pytest.approx(1.0)
+    assert floor["w1_range"] == pytest.approx(np.abs(truth).mean() / 6.0)
+    shifted = density_scores(truth, truth + 0.05, np.full(6, 1 / 6), 1e-4)
+    assert shifted["w1_range"] == pytest.approx(0.05 / 6.0) and shifted["w1_symlog"] > 0
+    # symlog: odd, linear below the threshold, one decade per factor 10 above it
+    x = np.array([-1e3, -1e-6, 0.0, 1e-6, 1e3])
+    assert np.allclose(symlog(x, 1.0), -symlog(-x, 1.0)) and symlog(np.array([1e-9]), 1.0)[0] == pytest.approx(
+        1e-9 / math.log(10), rel=1e-6)
+    assert symlog(np.array([999.0]), 1.0)[0] == pytest.approx(3.0)
+
+
+def test_estimates_are_validated() -> None:
+    with pytest.raises(ValueError, match="sum to 1"):
+        SpectrumEstimate(density_nodes=[0.0, 1.0], density_weights=[0.5, 0.6]).checked(3)
+    with pytest.raises(ValueError, match="topk_vectors"):
+        SpectrumEstimate(topk_vectors=np.ones((4, 2))).checked(3)
+    with pytest.raises(ValueError, match="not finite"):
+        SpectrumEstimate(lambda_max=float("inf")).checked(3)
+
+
+# ----------------------------------------------------------------------------------------- ground truth
+
+
+def test_ground_truth_of_the_quadratic_model_is_the_closed_form() -> None:
+    theta, x, loss_fn = _linear_problem()
+    closed = _closed_form_hessian(x)
+    assert torch.allclose(dense_hessian(loss_fn, theta, block_size=97), closed, rtol=1e-12, atol=1e-13)
+    truth = compute_truth(loss_fn, theta, reverse_over_reverse_hvp(loss_fn, theta), n_top=5)
+    expected = np.sort(np.linalg.eigvalsh(closed.numpy()))[::-1]
+    assert np.allclose(truth.eigenvalues, expected, rtol=1e-10, atol=1e-12)
+    assert truth.trace == pytest.approx(float(torch.trace(closed)), rel=1e-12)
+    assert truth.probe_rel_err < 1e-12
+    residual = closed.numpy() @ truth.top_vectors - truth.top_vectors * truth.eigenvalues[:5]
+    assert np.abs(residual).max() < 1e-10
+
+
+def test_ground_truth_refuses_an_oracle_that_disagrees() -> None:
+    theta, _, loss_fn = _linear_problem(30)
+    good = reverse_over_reverse_hvp(loss_fn, theta)
+    with pytest.raises(GroundTruthError):
+        compute_truth(loss_fn, theta, lambda block: good(block) * (1 + 1e-6), n_top=2)
+
+
+def test_ground_truth_is_cached_by_content_and_recomputed_when_corrupt(tmp_path: Path) -> None:
+    theta, _, loss_fn = _linear_problem(30)
+    hvp = reverse_over_reverse_hvp(loss_fn, theta)
+    computed: list[int] = []
+
+    def compute() -> object:
+        computed.append(1)
+        return compute_truth(loss_fn, theta, hvp, n_top=3)
+
+    first, hit1 = cached_truth({"case": "a"}, tmp_path, compute)
+    second, hit2 = cached_truth({"case": "a"}, tmp_path, compute)
+    assert (hit1, hit2, len(computed)) == (False, True, 1)
+    assert np.array_equal(first.eigenvalues, second.eigenvalues)
+    assert np.array_equal(first.top_vectors, second.top_vectors)
+    _, hit3 = cached_truth({"case": "b"}, tmp_path, compute)
+    assert not hit3 and len(computed) == 2
+    for path in (tmp_path / "hessian-truth").glob("*.npz"):
+        path.write_bytes(b"torn")
+    _, hit4 = cached_truth({"case": "a"}, tmp_path, compute)
+    assert not hit4 and len(computed) == 3
+    assert not list((tmp_path / "hessian-truth").glob(".*tmp"))  # no temporary files left behind
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def test_task_specs_load_at_every_tier() -> None:
+    assert len(TASKS) >= 5
+    for path in TASKS:
+        spec = load_task(path)
+        for tier in TIER_NAMES:
+            resolved = spec.resolve(tier)
+            assert resolved.family == "hessian" and 30 in resolved.evaluation.budgets
+
+
+def test_lanczos_and_eigsh_recover_lambda_max_and_runs_are_deterministic(cache_dir: Path) -> None:
+    lanczos = _run(Lanczos(), cache_dir)
+    assert lanczos["status"] == "ok" and lanczos["checkpoint_train_acc"] > 0.95
+    assert lanczos["lambda_max_rel_err@300"] < 1e-6 and lanczos["top10_overlap@300"] > 0.999
+    assert lanczos["lambda_max_rel_err@10"] > lanczos["lambda_max_rel_err@300"]
+    assert all(lanczos[f"hvps_used@{b}"] == b for b in (10, 30, 100, 300))
+    eigsh = _run(Eigsh(), cache_dir)
+    assert eigsh["truth_from_cache"] and eigsh["lambda_max_rel_err@300"] < 1e-6
+    assert all(eigsh[f"hvps_used@{b}"] <= b for b in (10, 30, 100, 300))
+    again = _run(Lanczos(), cache_dir)
+    volatile = {k for k in lanczos if k.startswith("wall_s") or k == "truth_from_cache"}
+    assert {k: v for k, v in again.items() if k not in volatile} == {
+        k: v for k, v in lanczos.items() if k not in volatile}
+
+
+def test_trace_and_floor_baselines_score_where_expected(cache_dir: Path) -> None:
+    hutch = _run(Hutchinson(), cache_dir)
+    assert hutch["lambda_max_rel_err@30"] is None  # not claimed, not scored
+    assert hutch["trace_rel_err@300"] < hutch["trace_rel_err@10"] or hutch["trace_rel_err@300"] < 0.05
+    floor = _run(ZeroHVPFloor(), cache_dir)
+    assert floor["trace_rel_err@10"] == 1.0 and floor["w1_mean_abs@10"] == pytest.approx(1.0)
+    assert floor["hvps_used@300"] == 0
+    power = _run(PowerIteration(), cache_dir)
+    assert power["top10_rel_err@300"] >= 0.99  # one eigenvalue: the other nine ranks score as missing
+
+
+class _Greedy(HessianMethod):
+    """Spends one HVP more than any budget over 20; swallows the refusal and answers anyway."""
+
+    name: ClassVar[str] = "test-greedy"
+
+    def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
+        v = torch.ones(info.num_params, dtype=torch.float64)
+        try:
+            for _ in range(budget + 1 if budget > 20 else budget):
+                oracle(v)
+        except BudgetExceededError:
+            pass
+        return SpectrumEstimate(lambda_max=float(v @ oracle(v)) if oracle.remaining else 1.0)
+
+
+def test_overrunning_a_budget_is_recorded_not_truncated(cache_dir: Path) -> None:
+    result = _run(_Greedy(), cache_dir)
+    assert result["status"] == "budget_exceeded" and result["budget_exceeded"]
+    assert result["budget_exceeded@100"] and result["lambda_max_rel_err@100"] is None
+    assert not result["budget_exceeded@10"] and result["lambda_max_rel_err@10"] is not None
+
+
+def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--task", "hessian/digits-tanh-ce-init",
+               "--method", "hessian-lanczos", "hessian-hutchinson", "--tier", "smoke", "--store", str(store),
+               "--device", "cpu", "--executor", "local", "--quiet", "--format", "json", "--tasks-dir", str(ROOT / "tasks")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--store", str(store), "--format", "json"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    records = [json.loads(p.read_text()) for p in (store / "runs").glob("*/*.json")]
+    assert {r["method"]["name"] for r in records} == {"hessian-lanczos", "hessian-hutchinson"}
+    assert all(r["status"] == "ok" for r in records)
+    lanczos = next(r for r in records if r["method"]["name"] == "hessian-lanczos")
+    assert lanczos["metrics"]["lambda_max_rel_err@300"] < 1e-6
+    assert "hessian-lanczos" in shown.stdout

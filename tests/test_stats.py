@@ -1,0 +1,334 @@
+"""Statistics against hand-computed cases, on synthetic records (no family module needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pytest
+
+from benchmark import stats
+from benchmark.families.base import Column
+from benchmark.store import MethodIdentity, RunRecord
+
+
+@dataclass
+class FakeFamily:
+    """A family as aggregation sees it: columns, primary metric, direction, reference."""
+
+    cols: list[Column]
+    primary_metric: str
+    direction: Literal["min", "max"]
+    reference_method: str = "ref"
+    name: str = "grokking"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def columns(self) -> list[Column]:
+        return self.cols
+
+
+GROK = FakeFamily(
+    cols=[
+        Column("steps to 99%", "steps_to_target", "median_iqr", event="reached", digits=3),
+        Column("reached", "reached", "rate"),
+        Column("final val acc", "final_val_acc", "mean_ci"),
+    ],
+    primary_metric="steps_to_target",
+    direction="min",
+)
+ACC = FakeFamily(
+    cols=[Column("accuracy", "acc", "mean_ci"), Column("loss", "loss", "mean")],
+    primary_metric="acc",
+    direction="max",
+    name="pruning",
+)
+FAMILIES = {"grokking": GROK, "pruning": ACC}
+
+
+def make_record(
+    method: str,
+    seed: int,
+    metrics: dict[str, Any],
+    *,
+    task: str = "grok/mod97",
+    family: str = "grokking",
+    status: str = "ok",
+    tier: str = "smoke",
+    version: str = "1",
+    task_version: int = 1,
+    label: str | None = None,
+    finished: str = "2026-01-01T00:00:00",
+    wall: float = 1.0,
+    curves: dict[str, Any] | None = None,
+    hp: dict[str, Any] | None = None,
+    source: str | None = None,
+) -> RunRecord:
+    key = f"{task}-{tier}-{label or method}-{version}-{task_version}-{seed}-{finished}".replace("/", "_")
+    return RunRecord(
+        key=key,
+        task_id=task,
+        task_version=task_version,
+        family=family,
+        tier=tier,
+        seed=seed,
+        method=MethodIdentity(name=method, family=family, version=version, hyperparameters=hp or {},
+                              label=label or method, ref=method, source=source),
+        status=status,
+        metrics=metrics if status == "ok" else {},
+        curves=curves or {},
+        error=None if status == "ok" else "boom",
+        wall_time_s=wall,
+        device="cpu",
+        torch_version="2.x",
+        benchmark_version="0.1.0",
+        started_at="2026-01-01T00:00:00",
+        finished_at=finished,
+        task={"id": task, "family": family},
+    )
+
+
+def grok(method: str, seed: int, steps: float, reached: bool, acc: float = 1.0, **kw: Any) -> RunRecord:
+    return make_record(method, seed, {"steps_to_target": steps, "reached": reached, "final_val_acc": acc,
+                                      "flops": 1e9 * (seed + 1)}, **kw)
+
+
+def rows_by_method(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["method"]: r for r in rows}
+
+
+# ------------------------------------------------------------------------------------------ pure helpers
+
+
+def test_quantile_bounds_without_censoring_is_numpy_quantile() -> None:
+    vals = [5.0, 1.0, 3.0, 9.0]
+    lo, hi = stats.quantile_bounds(vals, [False] * 4, 0.5)
+    assert lo == hi == 4.0
+    assert stats.quantile_bounds(vals, [False] * 4, 0.25) == (np.quantile(vals, 0.25),) * 2
+
+
+def test_quantile_bounds_with_censoring_bracket_the_median() -> None:
+    # 3 events (10, 20, 30) and one run censored at 15: the median lies in [17.5, 25].
+    lo, hi = stats.quantile_bounds([10, 15, 20, 30], [False, True, False, False], 0.5)
+    assert (lo, hi) == (17.5, 25.0)
+    # censored at the budget (100) in 3 of 4 runs: the median is >= 100 and unbounded above
+    lo, hi = stats.quantile_bounds([40, 100, 100, 100], [False, True, True, True], 0.5)
+    assert lo == 100.0 and math.isinf(hi)
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
+    vals = [1.0, 2.0, 3.0, 4.0, 10.0]
+    a = stats.bootstrap_interval(vals, "mean", seed=7)
+    b = stats.bootstrap_interval(vals, "mean", seed=7)
+    assert a == b
+    assert a is not None and a[0] < np.mean(vals) < a[1]
+    assert a[0] >= 1.0 and a[1] <= 10.0
+    assert stats.bootstrap_interval([3.0], "mean") is None
+    # identical values: a degenerate interval
+    assert stats.bootstrap_interval([2.0, 2.0, 2.0], "median") == (2.0, 2.0)
+
+
+def test_bootstrap_median_with_censoring_is_unbounded_above() -> None:
+    ci = stats.bootstrap_interval([10, 100, 100, 100], "median", censored=[False, True, True, True], seed=0)
+    assert ci is not None and ci[1] is None and 10 <= ci[0] <= 100
+    with pytest.raises(ValueError):
+        stats.bootstrap_interval([1, 2], "mean", censored=[True, False])
+
+
+def test_iqm_matches_the_middle_half_mean() -> None:
+    # 8 values: drop the 2 lowest and 2 highest, mean of the middle 4
+    vals = [100, 1, 2, 3, 4, 5, 6, -50]
+    assert stats.iqm(vals) == pytest.approx(np.mean([2, 3, 4, 5]))
+    assert stats.iqm([7.0]) == 7.0
+
+
+def test_stratified_bootstrap_iqm_interval_contains_point_estimate() -> None:
+    scores = {"a": [1.0, 1.1, 0.9, 1.2], "b": [2.0, 2.1, 1.9, 2.2]}
+    ci = stats.stratified_bootstrap_iqm(scores, seed=3)
+    point = stats.iqm([s for v in scores.values() for s in v])
+    assert ci is not None and ci[0] <= point <= ci[1]
+    assert ci == stats.stratified_bootstrap_iqm(scores, seed=3)
+
+
+def test_performance_profile_by_hand() -> None:
+    # min direction. task t1: best 10 (A); B 20 (ratio 2). t2: best 5 (B); A 15 (ratio 3). t3: A only (B did
+    # not finish).
+    values = {"A": {"t1": 10, "t2": 15, "t3": 7}, "B": {"t1": 20, "t2": 5, "t3": None}}
+    prof = stats.performance_profile(values, "min", [1.0, 2.0, 3.0, 4.0])
+    assert prof["A"] == pytest.approx([2 / 3, 2 / 3, 1.0, 1.0])
+    assert prof["B"] == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    # max direction: ratio = best / value
+    prof = stats.performance_profile({"A": {"t": 0.9}, "B": {"t": 0.45}}, "max", [1.0, 2.0])
+    assert prof == {"A": [1.0, 1.0], "B": [0.0, 1.0]}
+    # area of a constant profile of 1 is 1; of a step from 0 to 1 at tau=2 on [1, 3] is a trapezoid
+    assert stats.profile_score([1, 1, 1], [1, 2, 3]) == pytest.approx(1.0)
+    assert stats.profile_score([0, 1, 1], [1, 2, 3]) == pytest.approx(0.75)
+
+
+def test_cost_metric_names() -> None:
+    for name in ["flops", "steps_run", "hvps_used@300", "search_steps", "epochs_run", "cost_gpu_hours", "steps"]:
+        assert stats.is_cost_metric(name), name
+    for name in ["steps_to_target", "final_val_acc", "acc@0.9", "reached"]:
+        assert not stats.is_cost_metric(name), name
+
+
+def test_format_number() -> None:
+    assert stats.format_number(1200.0) == "1200"
+    assert stats.format_number(0.95347) == "0.953"
+    assert stats.format_number(None) == "–"
+    assert stats.format_number(12345.67) == "12346"
+
+
+# ------------------------------------------------------------------------------------------ aggregate
+
+
+def test_aggregate_time_to_event_with_censoring() -> None:
+    recs = [
+        grok("ref", 0, 1000, True), grok("ref", 1, 2000, True), grok("ref", 2, 3000, True),
+        grok("ref", 3, 5000, False), grok("ref", 4, 5000, False),
+        grok("fast", 0, 100, True), grok("fast", 1, 200, True), grok("fast", 2, 300, True),
+        grok("fast", 3, 400, True), grok("fast", 4, 500, True),
+        make_record("fast", 5, {}, status="diverged"),
+    ]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    ref, fast = rows["ref"], rows["fast"]
+    # median of [1000, 2000, 3000, >=5000, >=5000] is exactly 3000 (censored values are above it)
+    assert ref["steps_to_target.median"] == 3000 and ref["steps_to_target.median_censored"] is False
+    # q3 sits on a censored value: a lower bound
+    assert ref["steps_to_target.iqr"] == [2000, 5000] and ref["steps_to_target.iqr_censored"] == [False, True]
+    assert ref["steps_to_target.mean"] is None  # never averaged as if finished
+    assert ref["censored"] == 2 and ref["steps_to_target.censored"] == 2
+    assert ref["success_rate"] == pytest.approx(3 / 5)
+    assert ref["reached.rate"] == pytest.approx(3 / 5)
+    assert ref["final_val_acc.mean"] == pytest.approx(1.0)
+    # the diverged run counts as a seed that did not succeed; its (absent) metrics do not enter the median
+    assert fast["seeds"] == 6 and fast["diverged"] == 1 and fast["ok"] == 5
+    assert fast["steps_to_target.median"] == 300 and fast["steps_to_target.mean"] == 300
+    assert fast["success_rate"] == pytest.approx(5 / 6)
+    assert fast["rank"] == 1 and ref["rank"] == 2
+    assert ref["is_reference"] and ref["vs_reference"] is None
+    assert fast["vs_reference"] == "better" and fast["vs_reference_paired"] is True
+    lo, hi = fast["vs_reference_diff_ci"]
+    assert hi is not None and hi < 0
+    assert fast["cost"]["flops"] == pytest.approx(3e9)  # median over seeds 0..4 of 1e9*(seed+1)
+    json.dumps(rows)  # JSON-safe
+
+
+def test_median_on_censored_values_is_a_lower_bound_and_ranks_last() -> None:
+    # one run of ten reached the target at 4000, nine were censored at the budget 5000
+    recs = [grok("slow", s, 5000 if s else 4000, s == 0) for s in range(10)]
+    recs += [grok("ref", s, 4500, True) for s in range(10)]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    slow = rows["slow"]
+    assert slow["steps_to_target.median"] == 5000 and slow["steps_to_target.median_censored"] is True
+    assert slow["primary_censored"] is True
+    assert slow["rank"] == 2 and rows["ref"]["rank"] == 1
+    assert slow["vs_reference"] == "worse"
+    text = stats.format_table(list(rows.values()))
+    assert "≥5000" in text
+
+
+def test_tie_when_intervals_overlap_and_unpaired_when_seeds_differ() -> None:
+    recs = [make_record("ref", s, {"acc": a, "loss": 1.0}, family="pruning", task="p")
+            for s, a in enumerate([0.80, 0.85, 0.90, 0.82])]
+    recs += [make_record("other", s + 10, {"acc": a, "loss": 2.0}, family="pruning", task="p")
+             for s, a in enumerate([0.81, 0.86, 0.89, 0.84])]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    other = rows["other"]
+    assert other["vs_reference"] == "tie" and other["vs_reference_paired"] is False
+    assert other["acc.mean"] == pytest.approx(0.85)
+    lo, hi = other["acc.ci"]
+    assert 0.81 <= lo < 0.85 < hi <= 0.89
+    assert other["loss.mean"] == 2.0
+    assert other["rank"] == 1 and rows["ref"]["rank"] == 2
+
+
+def test_paired_comparison_detects_a_consistent_small_gain() -> None:
+    # Between-seed spread (0.6..0.9) dwarfs the gain (+0.01), but every seed improves: pairing sees it.
+    base = [0.6, 0.7, 0.8, 0.9, 0.65, 0.75]
+    recs = [make_record("ref", s, {"acc": a, "loss": 0}, family="pruning", task="p") for s, a in enumerate(base)]
+    recs += [make_record("plus", s, {"acc": a + 0.01, "loss": 0}, family="pruning", task="p")
+             for s, a in enumerate(base)]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    assert rows["plus"]["vs_reference"] == "better" and rows["plus"]["vs_reference_paired"] is True
+    assert rows["plus"]["vs_reference_diff_ci"] == pytest.approx([0.01, 0.01])
+
+
+def test_ties_share_a_rank_and_rows_without_values_are_unranked() -> None:
+    recs = [make_record(m, s, {"acc": 0.5, "loss": 0}, family="pruning", task="p") for m in ("a", "b")
+            for s in range(2)]
+    recs += [make_record("c", s, {}, family="pruning", task="p", status="failed") for s in range(2)]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    assert rows["a"]["rank"] == rows["b"]["rank"] == 1
+    assert rows["c"]["rank"] is None and rows["c"]["failed"] == 2 and rows["c"]["success_rate"] == 0
+    assert rows["c"]["acc.mean"] is None
+
+
+def test_only_latest_versions_and_latest_record_per_seed_count() -> None:
+    recs = [
+        grok("ref", 0, 999, True, version="1", finished="2026-01-01T00:00:00"),
+        grok("ref", 0, 100, True, version="2", finished="2026-01-02T00:00:00"),
+        grok("ref", 1, 300, True, version="2", finished="2026-01-02T00:00:00"),
+        grok("ref", 1, 200, True, version="2", finished="2026-01-03T00:00:00"),  # a rerun of seed 1
+        grok("ref", 2, 7, True, version="2", task_version=0 + 1, finished="2026-01-03T00:00:00", task="old"),
+    ]
+    rows = [r for r in stats.aggregate(recs, FAMILIES) if r["task_id"] == "grok/mod97"]
+    assert len(rows) == 1
+    assert rows[0]["version"] == "2" and rows[0]["seeds"] == 2
+    assert rows[0]["steps_to_target.median"] == 150
+
+
+def test_labels_split_rows_and_tiers_split_tables() -> None:
+    recs = [grok("adamw", s, 100, True) for s in range(2)]
+    recs += [grok("adamw", s, 50, True, label="adamw[lr=0.01]", hp={"lr": 0.01}) for s in range(2)]
+    recs += [grok("adamw", s, 70, True, tier="default") for s in range(2)]
+    rows = stats.aggregate(recs, FAMILIES)
+    assert {(r["tier"], r["method"]) for r in rows} == {("smoke", "adamw"), ("smoke", "adamw[lr=0.01]"),
+                                                        ("default", "adamw")}
+    tables = stats.table_rows(rows)
+    assert set(tables) == {("grok/mod97", "smoke"), ("grok/mod97", "default")}
+    assert [r["method"] for r in tables[("grok/mod97", "smoke")]] == ["adamw[lr=0.01]", "adamw"]
+
+
+def test_format_table_for_any_column_kind() -> None:
+    recs = [grok("ref", s, 1000 * (s + 1), s < 2, acc=0.9 + 0.01 * s) for s in range(3)]
+    recs += [make_record("ref", s, {"acc": 0.5 + 0.1 * s, "loss": 0.25}, family="pruning", task="p")
+             for s in range(3)]
+    text = stats.format_table(stats.aggregate(recs, FAMILIES))
+    assert "grok/mod97 (v1, tier smoke, family grokking)" in text
+    assert "steps to 99% (median [IQR])" in text
+    assert "2000 [1500, ≥2500]" in text  # q3 of [1000, 2000, >=3000] interpolates into the censored value
+    assert "2/3 (67%)" in text  # rate column
+    assert "accuracy (mean [95% CI])" in text and "0.6 [" in text
+    assert "loss (mean)" in text and "0.25" in text
+    md = stats.format_table(stats.aggregate(recs, FAMILIES), fmt="github")
+    assert md.startswith("### ") and "| rank" in md
+
+
+def test_markdown_table_escapes_submission_controlled_text() -> None:
+    recs = [grok("x", s, 10, True, label="<script>alert(1)</script>|[a](http://e)") for s in range(2)]
+    md = stats.format_table(stats.aggregate(recs, FAMILIES), fmt="github")
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "\\|\\[a\\](http://e)" in md
+
+
+def test_family_summary_iqm_and_profile() -> None:
+    recs = []
+    for task, (ref_steps, new_steps) in {"t1": (1000, 500), "t2": (2000, 1000)}.items():
+        recs += [grok("ref", s, ref_steps, True, task=task) for s in range(4)]
+        recs += [grok("new", s, new_steps, True, task=task) for s in range(4)]
+    recs += [grok("never", s, 5000, False, task="t1") for s in range(4)]
+    rows = stats.aggregate(recs, FAMILIES)
+    summary = {s["method"]: s for s in stats.family_summary(rows, recs, FAMILIES, taus=[1.0, 2.0, 4.0])}
+    # normalised score = reference median / value: ref scores 1, new scores 2 on every run
+    assert summary["ref"]["iqm"] == pytest.approx(1.0)
+    assert summary["new"]["iqm"] == pytest.approx(2.0)
+    assert summary["new"]["iqm_ci"] == pytest.approx([2.0, 2.0])
+    assert summary["never"]["iqm"] == 0.0 and summary["never"]["tasks"] == 1
+    # profile: new is best on both tasks; ref is 2x slower on both; never finished nothing
+    assert summary["new"]["profile"] == [1.0, 1.0, 1.0]
+    assert summary["ref"]["profile"] == [0.0, 1.0, 1.0]
+    assert summary["never"]["profile"] == [0.0, 0.0, 0.0]
+    assert summary["new"]["profile_score"] == pytest.approx(1.0)
