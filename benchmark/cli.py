@@ -70,13 +70,16 @@ def _tasks_dir(args: argparse.Namespace) -> Path:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from benchmark.registry import load_tasks
+    from benchmark.registry import load_suites, load_tasks
 
+    tasks = load_tasks(_tasks_dir(args))
+    suites = load_suites(_tasks_dir(args), tasks)
     rows = []
-    for spec_id, (_, spec) in sorted(load_tasks(_tasks_dir(args)).items()):
+    for spec_id, (_, spec) in sorted(tasks.items()):
         tiers = ", ".join(f"{t}({spec.resolve(t).seeds} seeds)" for t in spec.tiers)
-        rows.append([spec_id, spec.family, tiers, spec.title])
-    print(tabulate(rows, headers=["task", "family", "tiers", "description"]))
+        in_suites = ",".join(name for name, ids in suites.items() if spec_id in ids)
+        rows.append([spec_id, spec.family, tiers, in_suites, spec.title])
+    print(tabulate(rows, headers=["task", "family", "tiers", "suites", "description"]))
     return 0
 
 
@@ -125,11 +128,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.registry import load_tasks, select_tasks
+    from benchmark.registry import load_tasks, select_tasks, suite_task_ids
     from benchmark.runner import plan_runs, resolve_device
 
     store = _store(args)
-    tasks = select_tasks(load_tasks(_tasks_dir(args)), args.task)
+    all_tasks = load_tasks(_tasks_dir(args))
+    wanted = list(args.task or [])
+    if args.suite:
+        wanted += suite_task_ids(_tasks_dir(args), all_tasks, args.suite)
+    tasks = select_tasks(all_tasks, wanted)
     plan = plan_runs(tasks, args.method, args.tier, store, args.seeds, _hyperparameters(args.hp), args.retry_failed)
     device = resolve_device(args.device)
     print(
@@ -338,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", action="extend", help="task ids or family names (default: all)")
     p.add_argument("--method", nargs="+", action="extend",
                    help="entry-point names or module:attr (default: every installed method of each task's family)")
+    p.add_argument("--suite", default=None, help="a named list of tasks from tasks/suites.yaml (e.g. default)")
     p.add_argument("--tier", choices=["smoke", "default", "full"], default="default")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the tier's)")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="override a hyperparameter of the method(s)")

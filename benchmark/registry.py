@@ -16,10 +16,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from benchmark.errors import BenchmarkError, MethodError, SpecError
 from benchmark.families import get_family
 from benchmark.families.base import Method
-from benchmark.spec import TaskSpec, load_task
+from benchmark.spec import TaskSpec, format_validation_error, load_task, read_yaml_mapping
 
 ENTRY_POINT_GROUP = "phenomena_bench.methods"
 TASKS_ENV = "PHENOMENA_BENCH_TASKS"
@@ -37,7 +39,9 @@ def default_tasks_dir() -> Path:
 def task_files(tasks_dir: Path) -> list[Path]:
     if not tasks_dir.is_dir():
         raise BenchmarkError(f"tasks folder {tasks_dir} does not exist (set --tasks-dir or {TASKS_ENV})")
-    return sorted(p for p in tasks_dir.rglob("*.yaml") if not p.name.startswith("."))
+    return sorted(
+        p for p in tasks_dir.rglob("*.yaml") if not p.name.startswith(".") and p != tasks_dir / SUITES_FILE
+    )
 
 
 def load_tasks(tasks_dir: Path) -> dict[str, tuple[Path, TaskSpec]]:
@@ -70,6 +74,44 @@ def select_tasks(tasks: dict[str, tuple[Path, TaskSpec]], ids: list[str] | None)
             raise BenchmarkError(f"unknown task {wanted!r}; see `phenomena-bench tasks` (known: {', '.join(tasks)})")
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
+
+
+SUITES_FILE = "suites.yaml"
+
+
+class Suites(BaseModel):
+    """`tasks/suites.yaml`: named lists of task ids, e.g. `default`, the README's main CPU job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suites: dict[str, list[str]] = Field(min_length=1)
+
+
+def load_suites(tasks_dir: Path, tasks: dict[str, tuple[Path, TaskSpec]]) -> dict[str, list[str]]:
+    path = tasks_dir / SUITES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        suites = Suites.model_validate(read_yaml_mapping(path)).suites
+    except ValidationError as err:
+        raise SpecError(str(path), format_validation_error(err, model=Suites)) from None
+    problems = [
+        f"suites.{name}: unknown task {task_id!r} (fix: use an id from `phenomena-bench tasks`)"
+        for name, ids in suites.items()
+        for task_id in ids
+        if task_id not in tasks
+    ]
+    if problems:
+        raise SpecError(str(path), problems)
+    return suites
+
+
+def suite_task_ids(tasks_dir: Path, tasks: dict[str, tuple[Path, TaskSpec]], name: str) -> list[str]:
+    suites = load_suites(tasks_dir, tasks)
+    if name not in suites:
+        known = ", ".join(suites) or "none defined"
+        raise BenchmarkError(f"unknown suite {name!r} in {tasks_dir / SUITES_FILE} (known: {known})")
+    return suites[name]
 
 
 # ------------------------------------------------------------------------------------------------ methods
