@@ -3,7 +3,8 @@
 - ``adamw``: AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), 10-step linear warm-up (Power; Nanda).
 - ``adam``: the same without weight decay: Grokfast's own baseline, which makes its "x50" headline.
 - ``grokfast-ema`` / ``grokfast-ma``: Grokfast's low-pass gradient filters in their reference settings
-  (on Adam with coupled L2, as the reference code); ``base: adamw`` puts them on the AdamW baseline.
+  (on Adam with coupled L2, as the reference code); ``--hp decoupled=true --hp weight_decay=1`` puts them
+  on the AdamW baseline instead.
 - ``muon``: Newton-Schulz-orthogonalised momentum on the hidden matrices, AdamW on embeddings and
   unembedding (Jordan et al.'s algorithm; the settings Janati et al. 2026 selected).
 - ``grad-norm``: the AdamW baseline with the whole gradient rescaled to unit norm each step
@@ -46,6 +47,7 @@ class AdamW(GrokkingMethod):
     version = "1"
     description = "AdamW lr 1e-3, wd 1, betas (0.9, 0.98), 10-step warm-up (Power et al.; Nanda et al.)"
     Hyperparameters = AdamHyperparameters
+    batchable = True  # element-wise: R stacked seeds are R independent AdamW runs
 
     def configure(
         self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
@@ -156,6 +158,7 @@ class GradNorm(AdamW):
     name = "grad-norm"
     description = "AdamW baseline with the global gradient rescaled to norm 1 each step (NeuralGrok's c=1 ablation)"
     Hyperparameters = GradNormHyperparameters
+    batchable = False  # the norm is over one run's whole gradient, not element-wise
 
     @torch.no_grad()
     def after_backward(self, model: OneLayerTransformer, step: int) -> None:

@@ -13,7 +13,7 @@ from baselines.grokking import AdamW, GradNorm, GrokfastEMA, GrokfastMA, newton_
 from benchmark.data.modular import all_pairs, make_split
 from benchmark.errors import MethodError
 from benchmark.families.base import RunContext
-from benchmark.families.grokking import FAMILY, TrainingInfo, first_crossing, first_held
+from benchmark.families.grokking import FAMILY, TrainingInfo, first_crossing, first_held, train_runs
 from benchmark.models.transformer import OneLayerTransformer
 from benchmark.registry import resolve_method
 from benchmark.spec import load_task
@@ -193,3 +193,25 @@ def test_non_finite_loss_is_reported_as_diverged_at_its_step(tmp_path: Path) -> 
     assert outcome.status == "diverged"
     assert "step 9" in (outcome.error or "")  # poisoned after step 8's update, seen in step 9's loss
     assert outcome.metrics["steps_run"] == 9
+
+
+# ------------------------------------------------------------------------------------ seeds as one program
+
+
+@pytest.mark.parametrize("method_name", ["adamw", "grokfast-ema"])
+def test_batched_seeds_equal_separate_runs(tmp_path: Path, method_name: str) -> None:
+    task = load_task(SPEC).resolve("smoke")
+    ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
+    seeds = [0, 1, 2]
+    batched = train_runs(task, resolve_method(method_name), seeds, ctx)
+    for seed, together in zip(seeds, batched):
+        alone = train_runs(task, resolve_method(method_name), [seed], ctx)[0]
+        assert together.metrics["steps_run"] == alone.metrics["steps_run"]
+        torch.testing.assert_close(together.curves["val_loss"].y, alone.curves["val_loss"].y, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(together.curves["train_acc"].y, alone.curves["train_acc"].y, rtol=0, atol=0.01)
+
+
+def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> None:
+    task = load_task(SPEC).resolve("smoke")
+    with pytest.raises(ValueError, match="cannot train several seeds"):
+        train_runs(task, resolve_method("grad-norm"), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))

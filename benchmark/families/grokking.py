@@ -20,15 +20,17 @@ spend steps before training (initialisation tricks), which count against the bud
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
+from torch.func import functional_call, stack_module_state, vmap
 
-from benchmark.data.modular import ModularSplit, Operation, make_split
+from benchmark.data.modular import Operation, make_split
 from benchmark.families.base import Column, Curve, Family, Method, RunContext, RunOutcome
 from benchmark.models.transformer import OneLayerTransformer
 from benchmark.spec import StrictModel, TaskSpec
@@ -112,6 +114,9 @@ class GrokkingMethod(Method):
     """Base of grokking methods: an optimizer recipe plus optional gradient and preparation hooks."""
 
     family = "grokking"
+    #: True when every hook is element-wise over parameters, so R seeds can train as one program on a
+    #: leading run axis with results identical to R separate runs (see :class:`Runs`).
+    batchable: ClassVar[bool] = False
 
     def configure(
         self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
@@ -163,122 +168,187 @@ def downsample(xs: list[float], ys: list[float], max_points: int = 200) -> Curve
 # -------------------------------------------------------------------------------------------- training
 
 
-@torch.no_grad()
-def _accuracy_and_loss(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192
-) -> tuple[float, float]:
-    correct = torch.zeros((), device=x.device)
-    loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    for start in range(0, len(x), chunk):
-        logits = model(x[start : start + chunk])
-        target = y[start : start + chunk]
-        correct += (logits.argmax(-1) == target).sum()
-        loss += torch.nn.functional.cross_entropy(logits.double(), target, reduction="sum")
-    return correct.item() / len(x), loss.item() / len(x)
-
-
 def build_model(task: GrokkingTask) -> OneLayerTransformer:
     return OneLayerTransformer(task.data.p, task.model.d_model, task.model.n_heads, task.model.d_mlp)
 
 
-def train(
-    task: GrokkingTask, method: GrokkingMethod, ctx: RunContext, split: ModularSplit | None = None
-) -> RunOutcome:
-    """The one training loop of the family: data on the device, minibatches by epoch-wise reshuffling."""
+class Runs:
+    """R independent runs (seeds) of one (task, method) trained as one program, on a leading run axis.
+
+    With R = 1 this is the plain model (no vmap: no overhead). With R > 1 the R models' parameters are
+    stacked into one module with the same parameter names (shape (R, ...)), and the forward pass is
+    ``vmap(functional_call)``: on a GPU this turns R launch-bound tiny models into one throughput-bound
+    program. Element-wise optimizers (Adam, AdamW) and element-wise gradient filters (Grokfast) on the stacked
+    leaves are exactly R independent copies; a method declares that with ``batchable = True``.
+    """
+
+    def __init__(self, task: GrokkingTask, seeds: list[int], device: torch.device) -> None:
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)  # the same initialisation as a run of this seed alone
+            models.append(build_model(task).to(device))
+        self.n = len(seeds)
+        self.base = models[0]
+        if self.n == 1:
+            self.module: torch.nn.Module = models[0]
+        else:
+            stacked, _ = stack_module_state(models)  # type: ignore[arg-type]
+            self.module = torch.nn.Module()
+            for name, value in stacked.items():
+                self.module.register_parameter(name, torch.nn.Parameter(value))
+            for attr in ("HIDDEN_MATRICES", "EMBEDDINGS", "UNEMBEDDING"):
+                setattr(self.module, attr, getattr(OneLayerTransformer, attr))
+            self._skeleton = copy.deepcopy(models[0]).to("meta")
+            self._vmapped = vmap(lambda params, x: functional_call(self._skeleton, params, (x,)))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (R, B, p) for tokens (R, B, 3)."""
+        if self.n == 1:
+            return self.module(x[0]).unsqueeze(0)
+        return self._vmapped(dict(self.module.named_parameters()), x)
+
+
+def _per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each run (R,): summing them gives each run exactly its own gradient."""
+    runs, batch, classes = logits.shape
+    losses = torch.nn.functional.cross_entropy(logits.reshape(-1, classes), y.reshape(-1), reduction="none")
+    return losses.view(runs, batch).mean(1)
+
+
+@torch.no_grad()
+def _accuracy_and_loss(
+    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192
+) -> tuple[list[float], list[float]]:
+    """Per-run accuracy and mean loss over every example of (R, N, 3) / (R, N), in float64 loss sums."""
+    correct = torch.zeros(x.shape[0], device=x.device)
+    loss = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
+    for start in range(0, x.shape[1], chunk):
+        logits = runs(x[:, start : start + chunk])
+        target = y[:, start : start + chunk]
+        correct += (logits.argmax(-1) == target).sum(1)
+        loss += torch.nn.functional.cross_entropy(
+            logits.double().transpose(1, 2), target, reduction="none"
+        ).sum(1)
+    n = x.shape[1]
+    return (correct / n).tolist(), (loss / n).tolist()
+
+
+@dataclass
+class _Track:
+    """One run's evaluations and fate inside a (possibly batched) training program."""
+
+    eval_steps: list[int] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    flops_at: dict[int, float] = field(default_factory=dict)
+    time_at: dict[int, float] = field(default_factory=dict)
+    active: bool = True
+    steps_run: int = 0
+    flops: float = 0.0
+    status: str = "ok"
+    error: str | None = None
+
+
+def train(task: GrokkingTask, method: GrokkingMethod, ctx: RunContext) -> RunOutcome:
+    """One run: the batched loop with a single seed."""
+    return train_runs(task, method, [ctx.seed], ctx)[0]
+
+
+def train_runs(task: GrokkingTask, method: GrokkingMethod, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
+    """The one training loop of the family, for one or several seeds at once.
+
+    Data stays on the device; minibatches come from epoch-wise reshuffling with each seed's own generator,
+    so a seed sees the same batches alone or batched. Each run stops on its own (target held, diverged or
+    budget); its metrics come only from its own evaluations.
+    """
+    if len(seeds) > 1 and (not method.batchable or type(method).prepare is not GrokkingMethod.prepare):
+        raise ValueError(f"method {method.name!r} cannot train several seeds as one program")
     device = torch.device(ctx.device)
-    split = (split or make_split(task.data.operation, task.data.p, task.data.train_fraction, ctx.seed)).to(device)
-    torch.manual_seed(ctx.seed)
-    model = build_model(task).to(device)
-    n_train = len(split.train_x)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 keeps grokking's dynamics; BF16 would not
+    splits = [make_split(task.data.operation, task.data.p, task.data.train_fraction, seed) for seed in seeds]
+    train_x, train_y, test_x, test_y = (
+        torch.stack([getattr(s, name) for s in splits]).to(device)
+        for name in ("train_x", "train_y", "test_x", "test_y")
+    )
+    runs = Runs(task, seeds, device)
+    n_train = train_x.shape[1]
     batch = min(task.training.batch_size or n_train, n_train)
-    info = TrainingInfo(task.training.steps, batch, n_train, task.data.p, ctx.device, ctx.seed)
-    params = dict(model.named_parameters())
-    configured = method.configure(model, params, info)
+    info = TrainingInfo(task.training.steps, batch, n_train, task.data.p, ctx.device, seeds[0])
+    configured = method.configure(runs.module, dict(runs.module.named_parameters()), info)  # type: ignore[arg-type]
     optimizer, scheduler = configured if isinstance(configured, tuple) else (configured, None)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"configure() returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+    step = int(method.prepare(runs.module, train_x[0], train_y[0], info) or 0)  # type: ignore[arg-type]
 
-    step = int(method.prepare(model, split.train_x, split.train_y, info) or 0)
     budget, eval_every, ev = task.training.steps, task.training.eval_every, task.evaluation
-    sampler = torch.Generator(device="cpu").manual_seed(ctx.seed + 1)
+    samplers = [torch.Generator(device="cpu").manual_seed(seed + 1) for seed in seeds]
     order, cursor = torch.empty(0, dtype=torch.long), n_train
-    eval_steps: list[int] = []
-    train_acc: list[float] = []
-    val_acc: list[float] = []
-    val_loss: list[float] = []
-    train_loss: list[float] = []
-    fwd = model.forward_flops_per_example()
-    step_flops = 3 * fwd * batch + method.overhead_flops_per_step(model)
-    eval_flops = fwd * (n_train + len(split.test_x))
-    flops = 0.0
-    flops_at: dict[int, float] = {}
+    fwd = runs.base.forward_flops_per_example()
+    step_flops = 3 * fwd * batch + method.overhead_flops_per_step(runs.base)
+    eval_flops = fwd * (n_train + test_x.shape[1])
+    tracks = [_Track() for _ in seeds]
     t0 = time.perf_counter()
-    time_at: dict[int, float] = {}
-    status, error = "ok", None
     # A non-finite loss is caught the step it happens on the CPU; on a GPU checking every step would force a
     # host sync per step, so it is checked at each evaluation instead.
     check_every = 1 if device.type == "cpu" else eval_every
 
     def evaluate(at: int) -> None:
-        nonlocal flops
-        model.eval()
-        tr_acc, tr_loss = _accuracy_and_loss(model, split.train_x, split.train_y)
-        va_acc, va_loss = _accuracy_and_loss(model, split.test_x, split.test_y)
-        model.train()
-        flops += eval_flops
-        eval_steps.append(at)
-        train_acc.append(tr_acc)
-        train_loss.append(tr_loss)
-        val_acc.append(va_acc)
-        val_loss.append(va_loss)
-        flops_at[at], time_at[at] = flops, time.perf_counter() - t0
+        tr_acc, tr_loss = _accuracy_and_loss(runs, train_x, train_y)
+        va_acc, va_loss = _accuracy_and_loss(runs, test_x, test_y)
+        for r, track in enumerate(tracks):
+            if not track.active:
+                continue
+            track.flops += eval_flops
+            track.eval_steps.append(at)
+            track.train_acc.append(tr_acc[r])
+            track.train_loss.append(tr_loss[r])
+            track.val_acc.append(va_acc[r])
+            track.val_loss.append(va_loss[r])
+            track.flops_at[at], track.time_at[at] = track.flops, time.perf_counter() - t0
+            track.steps_run = at
+            if ev.stop_when_held and first_held(track.eval_steps, track.val_acc, ev.target, ev.hold_evals) is not None:
+                track.active = False
 
     evaluate(step)
-    model.train()
-    while step < budget:
+    while step < budget and any(t.active for t in tracks):
         if cursor + batch > n_train:
-            order = torch.randperm(n_train, generator=sampler).to(device)
+            order = torch.stack([torch.randperm(n_train, generator=g) for g in samplers]).to(device)
             cursor = 0
-        idx = order[cursor : cursor + batch]
+        idx = order[:, cursor : cursor + batch]
         cursor += batch
-        loss = torch.nn.functional.cross_entropy(model(split.train_x[idx]), split.train_y[idx])
+        x = torch.take_along_dim(train_x, idx.unsqueeze(-1), dim=1)
+        losses = _per_run_cross_entropy(runs(x), torch.take_along_dim(train_y, idx, dim=1))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        method.after_backward(model, step)
+        losses.sum().backward()
+        method.after_backward(runs.module, step)  # type: ignore[arg-type]
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         step += 1
-        flops += step_flops
-        if step % check_every == 0 and not math.isfinite(loss.item()):
-            status, error = "diverged", f"training loss became {loss.item()} at step {step}"
-            evaluate(step)
-            break
+        for track in tracks:
+            track.flops += step_flops if track.active else 0.0
+        if step % check_every == 0:
+            finite = torch.isfinite(losses).tolist()
+            if not all(finite[r] for r, t in enumerate(tracks) if t.active):
+                evaluate(step)
+                for r, track in enumerate(tracks):
+                    if track.active and not finite[r]:
+                        track.status, track.active = "diverged", False
+                        track.error = f"training loss became {losses[r].item()} at step {step}"
         if step % eval_every == 0 or step == budget:
             evaluate(step)
             ctx.progress(step, budget)
-            if ev.stop_when_held and first_held(eval_steps, val_acc, ev.target, ev.hold_evals) is not None:
-                break
     ctx.progress(budget, budget)
-    return _outcome(task, eval_steps, train_acc, val_acc, train_loss, val_loss, step, flops, flops_at, time_at,
-                    status, error)
+    return [_outcome(task, t) for t in tracks]
 
 
-def _outcome(
-    task: GrokkingTask,
-    eval_steps: list[int],
-    train_acc: list[float],
-    val_acc: list[float],
-    train_loss: list[float],
-    val_loss: list[float],
-    steps_run: int,
-    flops: float,
-    flops_at: dict[int, float],
-    time_at: dict[int, float],
-    status: str,
-    error: str | None,
-) -> RunOutcome:
+def _outcome(task: GrokkingTask, t: _Track) -> RunOutcome:
     ev, budget = task.evaluation, task.training.steps
+    eval_steps, train_acc, val_acc, val_loss = t.eval_steps, t.train_acc, t.val_acc, t.val_loss
+    train_loss = t.train_loss
     grokked = first_held(eval_steps, val_acc, ev.target, ev.hold_evals)
     crossed = first_crossing(eval_steps, val_acc, ev.crossing)
     fitted = first_crossing(eval_steps, train_acc, ev.target)
@@ -293,10 +363,10 @@ def _outcome(
         "final_val_acc": val_acc[-1],
         "final_train_loss": train_loss[-1] if math.isfinite(train_loss[-1]) else None,
         "final_val_loss": val_loss[-1] if math.isfinite(val_loss[-1]) else None,
-        "steps_run": steps_run,
-        "flops": flops,
-        "gflops_to_target": round(flops_at[grokked] / 1e9, 3) if grokked is not None else None,
-        "time_to_target_s": round(time_at[grokked], 3) if grokked is not None else None,
+        "steps_run": t.steps_run,
+        "flops": t.flops,
+        "gflops_to_target": round(t.flops_at[grokked] / 1e9, 3) if grokked is not None else None,
+        "time_to_target_s": round(t.time_at[grokked], 3) if grokked is not None else None,
         "budget": budget,
     }
     curves = {
@@ -304,7 +374,7 @@ def _outcome(
         "train_acc": downsample(eval_steps, train_acc),
         "val_loss": downsample(eval_steps, [v if math.isfinite(v) else 1e30 for v in val_loss]),
     }
-    return RunOutcome(status=status, metrics=metrics, curves=curves, error=error)  # type: ignore[arg-type]
+    return RunOutcome(status=t.status, metrics=metrics, curves=curves, error=t.error)  # type: ignore[arg-type]
 
 
 class GrokkingFamily(Family):
@@ -320,6 +390,13 @@ class GrokkingFamily(Family):
     def run(self, task: TaskSpec, method: Method, ctx: RunContext) -> RunOutcome:
         assert isinstance(task, GrokkingTask) and isinstance(method, GrokkingMethod)
         return train(task, method, ctx)
+
+    def can_batch(self, method: Method) -> bool:
+        return isinstance(method, GrokkingMethod) and method.batchable
+
+    def run_batch(self, task: TaskSpec, method: Method, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
+        assert isinstance(task, GrokkingTask) and isinstance(method, GrokkingMethod)
+        return train_runs(task, method, seeds, ctx)
 
     def columns(self) -> list[Column]:
         return [

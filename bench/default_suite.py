@@ -1,0 +1,56 @@
+"""Wall time of the whole default suite (every family, every baseline, its seeds) on this machine.
+
+Runs `phenomena-bench run --suite default --tier default` into a fresh store, exactly as the README's main
+job does, and prints the wall time against the 30-minute target, plus the per-family sum of run times.
+
+    python -m bench.default_suite [--workers 2] [--keep STORE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+TARGET_S = 30 * 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="store folder to use (default: a temp folder)")
+    parser.add_argument("--suite", default="default")
+    args = parser.parse_args()
+    store = args.keep or Path(tempfile.mkdtemp(prefix="phenomena-bench-suite-"))
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--suite", args.suite, "--tier", "default",
+               "--store", str(store), "--device", "cpu"]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    t0 = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    runs = json.loads(subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--runs", "--format", "json",
+                                      "--store", str(store)], capture_output=True, text=True).stdout)
+    per_family: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for run in runs:
+        per_family[run["family"]] += run["wall_time_s"]
+        counts[run["family"]] += 1
+    print(result.stdout)
+    for family in sorted(per_family):
+        print(f"{family:12s} {counts[family]:4d} runs  {per_family[family] / 60:6.1f} CPU-min (sum of run wall times)")
+    statuses = defaultdict(int)
+    for run in runs:
+        statuses[run["status"]] += 1
+    print(f"statuses: {dict(statuses)}; exit code {result.returncode}")
+    print(f"default suite wall time: {wall / 60:.1f} min (target <= {TARGET_S / 60:.0f} min) -> "
+          f"{'OK' if wall <= TARGET_S else 'OVER'}; store {store}")
+
+
+if __name__ == "__main__":
+    main()
