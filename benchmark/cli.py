@@ -139,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     tasks = select_tasks(all_tasks, wanted)
     plan = plan_runs(tasks, args.method, args.tier, store, args.seeds, _hyperparameters(args.hp), args.retry_failed)
     device = resolve_device(args.device)
+    for problem in plan.corrupt:
+        print(f"warning: {problem}; redoing that run", file=sys.stderr)
     print(
         f"{len(plan.all_keys)} run(s) at tier {args.tier}: {len(plan.done)} already in {store.root}, "
         f"{len(plan.todo)} to do on {device}",
@@ -155,7 +157,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def execute_plan(todo: list, args: argparse.Namespace, store: Store, device: str) -> int:
-    """Run `todo`, writing each record the moment it ends; returns how many failed or timed out."""
+    """Run `todo`, writing each record the moment it ends; returns how many failed or timed out.
+
+    Each run is claimed in the store just before it starts (see :meth:`Store.try_claim`), so a second runner
+    on the same store skips what this one is doing, waits for those records, and takes over any run whose
+    claimer died. A record written by someone else since planning counts as done, not redone.
+    """
+    import time
+
     from tqdm import tqdm
 
     from benchmark.executors import LocalExecutor, ProcessExecutor, default_worker_count, device_slots
@@ -176,14 +185,42 @@ def execute_plan(todo: list, args: argparse.Namespace, store: Store, device: str
     bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr, disable=args.quiet)
     slots: dict[int, str] = {}
     failed = 0
+    planned = {run.key: store.stamp(run.key) for run in todo}
+    claims: dict[str, Any] = {}
+    busy: list = []
+    by_others = finished = 0
+
+    def written_by_another(run: Any) -> bool:
+        return store.stamp(run.key) != planned[run.key]
+
+    def claim(run: Any) -> bool:
+        nonlocal by_others
+        if written_by_another(run):
+            by_others += 1
+            bar.update(1)
+            return False
+        held = store.try_claim(run.key)
+        if held is None:
+            busy.append(run)
+            return False
+        if written_by_another(run):  # finished by its claimer between our check and our claim
+            held.release()
+            by_others += 1
+            bar.update(1)
+            return False
+        claims[run.key] = held
+        return True
 
     def on_progress(slot: int, title: str, done: int, total: int) -> None:
         slots[slot] = f"{title} {done}/{total}"
         bar.set_postfix_str(" | ".join(slots[s] for s in sorted(slots)), refresh=True)
 
     def on_record(record: Any) -> None:
-        nonlocal failed
+        nonlocal failed, finished
         store.put(record)
+        if record.key in claims:
+            claims.pop(record.key).release()
+        finished += 1
         bar.update(1)
         if record.status in ("failed", "timeout"):
             failed += 1
@@ -192,14 +229,29 @@ def execute_plan(todo: list, args: argparse.Namespace, store: Store, device: str
             bar.write(f"{record.status}: {record.task_id} {record.method.label} seed={record.seed}: "
                       f"{first_line[0] if first_line else ''}", file=sys.stderr)
 
+    remaining, told = list(todo), False
     try:
-        executor.execute(todo, on_record, on_progress)
+        while remaining:
+            busy.clear()
+            executor.execute(remaining, on_record, on_progress, claim=claim)
+            remaining = list(busy)
+            if remaining:
+                if not told:
+                    bar.write(f"waiting for {len(remaining)} run(s) claimed by {store.claim_holder(remaining[0].key)} "
+                              "on the same store", file=sys.stderr)
+                    told = True
+                time.sleep(1.0)
     except KeyboardInterrupt:
         bar.close()
-        print(f"\ninterrupted: {bar.n} of {len(todo)} run(s) finished and are stored in {store.root}; "
+        print(f"\ninterrupted: {finished} of {len(todo)} run(s) finished and are stored in {store.root}; "
               "run the same command again to do the rest", file=sys.stderr)
         raise SystemExit(130) from None
+    finally:
+        for held in claims.values():
+            held.release()
     bar.close()
+    if by_others:
+        print(f"{by_others} run(s) were done meanwhile by another runner on {store.root}", file=sys.stderr)
     return failed
 
 

@@ -5,16 +5,26 @@ hangs, leaks memory or kills its interpreter must cost only that run. Each run g
 so no state leaks from the parent or an earlier run), its own process group (so a time-out kills the
 method's children too) and one thread (on a small CPU, two single-thread runs in parallel beat one
 two-thread run). The parent alone writes records, the moment each run ends.
+
+What a worker does not get: the parent's secrets (Hub tokens and other credential-looking variables are
+removed from the environment the worker is started with, so not even ``/proc/self/environ`` shows them), and
+a life of its own (a watchdog thread kills the worker's process group when the parent dies, even by
+SIGKILL, so an interrupted suite leaves nothing running that a resumed one would duplicate). The time limit
+counts from the moment the worker is ready (interpreter, torch and the family's harness imported), so a slow start on a loaded
+machine is not charged to the method; start-up has its own generous limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import re
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -26,6 +36,54 @@ from benchmark.runner import PlannedRun, RunRecord, _now, execute_run, failure_r
 OnRecord = Callable[[RunRecord], None]
 #: Called with (slot, run title, steps done, steps total) while a run reports progress.
 OnProgress = Callable[[int, str, int, int], None]
+#: Called just before a run starts; False means "do not start it" (another runner has it, or it is done).
+Claim = Callable[[PlannedRun], bool]
+
+#: Environment variables a worker never sees: Hub tokens by name, and anything that looks like a credential.
+SECRET_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "HF_API_TOKEN",
+                          "HUGGINGFACEHUB_API_TOKEN", "GITHUB_TOKEN", "GH_TOKEN", "WANDB_API_KEY"})
+SECRET_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
+#: How long a worker may take to start (spawn, import torch) before the run is a `timeout`.
+STARTUP_LIMIT_S = 120.0
+
+
+def is_secret(name: str) -> bool:
+    return name in SECRET_NAMES or bool(SECRET_PATTERN.search(name))
+
+
+@contextlib.contextmanager
+def secrets_removed() -> Iterator[None]:
+    """Remove credential-looking variables from this process's environment while workers are started.
+
+    A spawned worker inherits the environment at exec time; removing the variables in the worker itself
+    would leave them readable in its ``/proc/self/environ``. The parent is single-threaded while it starts a
+    worker, so the short removal is not observed by anything else; the variables are restored afterwards.
+    """
+    saved = {k: v for k, v in os.environ.items() if is_secret(k)}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def scrub_environment() -> None:
+    """Drop secrets from this (worker) process's environment: the second line of defence."""
+    for name in [k for k in os.environ if is_secret(k)]:
+        del os.environ[name]
+
+
+def _watch_parent(parent_pid: int, interval_s: float = 0.5) -> None:
+    """Kill this worker's process group (the worker and the method's children) once the parent is gone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent_pid:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 class LocalExecutor:
@@ -35,23 +93,34 @@ class LocalExecutor:
         self.device = device
         self.cache_dir = cache_dir
 
-    def execute(self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None) -> None:
+    def execute(
+        self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None,
+        claim: Claim | None = None,
+    ) -> None:
         import torch
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         for run in runs:
+            if claim is not None and not claim(run):
+                continue
             report = (lambda d, t, r=run: on_progress(0, r.title, d, t)) if on_progress else None
             on_record(execute_run(run, self.device, self.cache_dir, report))
 
 
-def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection) -> None:
+def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection, parent_pid: int) -> None:
     """Entry point of a worker process: one thread, own process group, result sent through `conn`."""
     os.setpgrp()
+    _watch_parent(parent_pid)
+    scrub_environment()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     import torch
 
+    from benchmark.families import get_family
+
     torch.set_num_threads(1)
+    get_family(run.family)  # the harness's own imports are start-up, not the method's time
+    conn.send(("ready",))
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -74,6 +143,7 @@ class _Active:
     device: str
     started_at: str
     t0: float
+    ready_at: float | None = None
 
 
 def _describe_exit(code: int | None) -> str:
@@ -100,30 +170,39 @@ class ProcessExecutor:
     def _start(self, run: PlannedRun, slot: int) -> _Active:
         parent, child = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
-            target=_worker_main, args=(run, self.devices[slot], str(self.cache_dir), child), daemon=False
+            target=_worker_main, args=(run, self.devices[slot], str(self.cache_dir), child, os.getpid()), daemon=False
         )
-        process.start()
+        with secrets_removed():
+            process.start()
         child.close()
         return _Active(run, process, parent, slot, self.devices[slot], _now(), time.monotonic())
 
     @staticmethod
     def _kill(active: _Active) -> None:
         """Kill the worker and everything it started (its process group)."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(active.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if active.process.is_alive():  # killed before it made its own group: kill the process itself
+            active.process.kill()
         active.process.join(timeout=5)
 
-    def execute(self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None) -> None:
+    def execute(
+        self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None,
+        claim: Claim | None = None,
+    ) -> None:
         pending = list(runs)
         active: dict[int, _Active] = {}
         free_slots = list(range(len(self.devices)))
         try:
             while pending or active:
                 while pending and free_slots:
+                    run = pending.pop(0)
+                    if claim is not None and not claim(run):
+                        continue
                     slot = free_slots.pop(0)
-                    active[slot] = self._start(pending.pop(0), slot)
+                    active[slot] = self._start(run, slot)
+                if not active:
+                    break
                 handles = [a.conn for a in active.values()] + [a.process.sentinel for a in active.values()]
                 wait(handles, timeout=self.poll_s)
                 for slot, a in list(active.items()):
@@ -143,7 +222,9 @@ class ProcessExecutor:
         try:
             while a.conn.poll():
                 message = a.conn.recv()
-                if message[0] == "progress" and on_progress:
+                if message[0] == "ready":
+                    a.ready_at = time.monotonic()
+                elif message[0] == "progress" and on_progress:
                     on_progress(a.slot, a.run.title, message[1], message[2])
                 elif message[0] == "record":
                     record_json = message[1]
@@ -155,11 +236,17 @@ class ProcessExecutor:
             if a.process.is_alive():
                 self._kill(a)
             return RunRecord.model_validate_json(record_json)
-        if wall > a.run.time_limit_s:
+        if a.ready_at is None and wall > max(STARTUP_LIMIT_S, a.run.time_limit_s):
             self._kill(a)
             return failure_record(
-                a.run, "timeout", f"run exceeded its time limit of {a.run.time_limit_s:g} s; worker killed",
-                a.device, a.started_at, wall,
+                a.run, "timeout", f"worker did not start within {max(STARTUP_LIMIT_S, a.run.time_limit_s):g} s; "
+                "killed", a.device, a.started_at, wall,
+            )
+        if a.ready_at is not None and time.monotonic() - a.ready_at > a.run.time_limit_s:
+            self._kill(a)
+            return failure_record(
+                a.run, "timeout", f"run exceeded its time limit of {a.run.time_limit_s:g} s; worker and its "
+                "children killed", a.device, a.started_at, wall,
             )
         if not a.process.is_alive():
             a.process.join()

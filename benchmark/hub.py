@@ -249,6 +249,17 @@ def read_runs(folder: Path) -> list[RunRecord]:
 def verify_folder(folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
     """Load every config with ``datasets.load_dataset(folder)`` and check each record round-trips exactly."""
     datasets = _require("datasets")
+    quiet = not datasets.utils.are_progress_bars_disabled()
+    if quiet:  # the check is ours, not the user's download: keep the terminal to one line
+        datasets.utils.disable_progress_bars()
+    try:
+        _verify(datasets, folder, records)
+    finally:
+        if quiet:
+            datasets.utils.enable_progress_bars()
+
+
+def _verify(datasets: Any, folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
     with tempfile.TemporaryDirectory(prefix="phenomena-bench-verify-") as cache:
         loaded = {name: datasets.load_dataset(str(folder.path), name, split=SPLIT, cache_dir=cache)
                   for name in CONFIGS}

@@ -253,31 +253,72 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [round(start + i * step, 12) for i in range(int((hi - start) / step + 1e-9) + 1)]
 
 
+def _legend_layout(labels: Sequence[str], x0: float, width: float) -> list[tuple[str, str, float, int]]:
+    """(label, shortened text, x, row) for each legend entry, wrapping onto new rows (no entry is dropped)."""
+    placed, x, row = [], x0, 0
+    for label in labels:
+        text = label if len(label) <= 28 else label[:27] + "…"
+        span = 24 + 6.8 * len(text)
+        if x > x0 and x + span > x0 + width:
+            x, row = x0, row + 1
+        placed.append((label, text, x, row))
+        x += span
+    return placed
+
+
 def svg_plot(
-    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    series: Sequence[tuple[str, Sequence[float | None], Sequence[float | None]]],
     *,
     x_label: str,
     y_label: str,
     title: str,
     log_x: bool | None = None,
+    log_y: bool | None = None,
+    order: Sequence[str] = (),
 ) -> str:
     """A line chart as inline SVG: one colour per label (several series may share a label, e.g. seeds).
 
     The y range is the 0.5–99.5 percentile of all points (a diverging loss must not flatten every other curve;
-    clipped points are drawn at the edge). `log_x` defaults to on when x spans more than two decades > 0.
+    clipped points are drawn at the edge). An axis is logarithmic by default when its values are all positive
+    and span more than two (x) or three (y) decades — HVP budgets, relative errors. The legend wraps onto as
+    many rows as it needs, and the picture grows to hold them. `order` fixes each label's colour by its place
+    in it (the table's order), so a method has the same colour in every plot of a page.
     """
-    w, h, left, right, top, bottom = 480, 300, 56, 12, 12, 58
-    pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys, strict=False)
-           if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    def finite(v: float | None) -> bool:
+        return v is not None and math.isfinite(v)
+
+    pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys, strict=False) if finite(x) and finite(y)]
     if not pts:
         return f'<p class="muted">{esc(title)}: no finite points.</p>'
-    xs_all = np.array([p[0] for p in pts])
-    ys_all = np.array([p[1] for p in pts])
+    xs_all = np.array([p[0] for p in pts], dtype=float)
+    ys_all = np.array([p[1] for p in pts], dtype=float)
     if log_x is None:
         log_x = bool(xs_all.min() > 0 and xs_all.max() / xs_all.min() > 100)
-    fx = np.log10 if log_x else (lambda v: v)
-    x_lo, x_hi = float(fx(xs_all.min())), float(fx(xs_all.max()))
-    y_lo, y_hi = float(np.percentile(ys_all, 0.5)), float(np.percentile(ys_all, 99.5))
+    if log_y is None:
+        log_y = bool(ys_all.min() > 0 and ys_all.max() / ys_all.min() > 1000)
+    if log_x:
+        xs_all = xs_all[xs_all > 0]
+    if log_y:
+        ys_all = ys_all[ys_all > 0]
+
+    def fx(v: float) -> float:
+        return math.log10(v) if log_x else v
+
+    def fy(v: float) -> float:
+        return math.log10(v) if log_y else v
+
+    labels = list(dict.fromkeys(label for label, _, _ in series))
+    slots = {label: i for i, label in enumerate(dict.fromkeys([*order, *labels]))}
+    colour = {label: PALETTE[slots[label] % len(PALETTE)] for label in labels}
+    dashed = {label: slots[label] >= len(PALETTE) for label in labels}
+    w, left, right, top = 480, 56, 12, 12
+    legend = _legend_layout(labels, left, w - left - right)
+    rows = (legend[-1][3] + 1) if legend else 0
+    bottom = 44 + 14 * rows
+    h = 242 + bottom
+    x_lo, x_hi = fx(float(xs_all.min())), fx(float(xs_all.max()))
+    y_vals = np.array([fy(v) for v in ys_all])
+    y_lo, y_hi = float(np.percentile(y_vals, 0.5)), float(np.percentile(y_vals, 99.5))
     if x_hi == x_lo:
         x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
     if y_hi == y_lo:
@@ -286,53 +327,59 @@ def svg_plot(
     y_lo, y_hi = y_lo - pad, y_hi + pad
 
     def sx(v: float) -> float:
-        return left + (float(fx(v)) - x_lo) / (x_hi - x_lo) * (w - left - right)
+        return left + (fx(v) - x_lo) / (x_hi - x_lo) * (w - left - right)
 
     def sy(v: float) -> float:
-        v = min(max(v, y_lo), y_hi)
-        return top + (y_hi - v) / (y_hi - y_lo) * (h - top - bottom)
+        t = min(max(fy(v), y_lo), y_hi)
+        return top + (y_hi - t) / (y_hi - y_lo) * (h - top - bottom)
+
+    def ticks(lo: float, hi: float, log: bool) -> list[float]:
+        if log:
+            decades = list(range(math.ceil(lo), math.floor(hi) + 1))
+            step = max(1, math.ceil(len(decades) / 6))
+            return [10.0 ** e for e in decades[::step]] or [10.0 ** lo]
+        return _ticks(lo, hi)
 
     out = [f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}" xmlns="http://www.w3.org/2000/svg">',
            f"<title>{esc(title)}</title>"]
-    for t in _ticks(y_lo, y_hi):
+    for t in ticks(y_lo, y_hi, log_y):
         y = sy(t)
         out.append(f'<line class="grid" x1="{left}" x2="{w - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{esc(stats.format_number(t))}</text>')
-    x_ticks = [10 ** e for e in range(math.ceil(x_lo), math.floor(x_hi) + 1)] if log_x else _ticks(x_lo, x_hi)
-    for t in x_ticks:
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{esc(_tick_text(t, log_y))}</text>')
+    for t in ticks(x_lo, x_hi, log_x):
         x = sx(t)
         out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{h - bottom}"/>')
-        out.append(f'<text x="{x:.1f}" y="{h - bottom + 14}" text-anchor="middle">{esc(stats.format_number(t))}'
+        out.append(f'<text x="{x:.1f}" y="{h - bottom + 14}" text-anchor="middle">{esc(_tick_text(t, log_x))}'
                    "</text>")
     out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{h - bottom}"/>')
     out.append(f'<line class="axis" x1="{left}" x2="{w - right}" y1="{h - bottom}" y2="{h - bottom}"/>')
     out.append(f'<text x="{(left + w - right) / 2:.0f}" y="{h - bottom + 30}" text-anchor="middle">'
                f"{esc(x_label)}{' (log)' if log_x else ''}</text>")
     out.append(f'<text transform="translate(12 {(top + h - bottom) / 2:.0f}) rotate(-90)" text-anchor="middle">'
-               f"{esc(y_label)}</text>")
-    labels = list(dict.fromkeys(label for label, _, _ in series))
-    colour = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+               f"{esc(y_label)}{' (log)' if log_y else ''}</text>")
     for label, xs, ys in series:
         coords = [f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=False)
-                  if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
-                  and (not log_x or x > 0)]
+                  if finite(x) and finite(y) and (not log_x or x > 0) and (not log_y or y > 0)]
+        dash = ' stroke-dasharray="4 3"' if dashed[label] else ""
         if len(coords) == 1:
             cx, cy = coords[0].split(",")
             out.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour[label]}"/>')
         elif coords:
-            out.append(f'<polyline fill="none" stroke="{colour[label]}" stroke-width="1.4" stroke-opacity="0.75" '
-                       f'points="{" ".join(coords)}"><title>{esc(label)}</title></polyline>')
-    legend_y = h - 12
-    x = left
-    for label in labels[:10]:
-        text = label if len(label) <= 28 else label[:27] + "…"
-        out.append(f'<rect x="{x}" y="{legend_y - 8}" width="10" height="10" fill="{colour[label]}"/>')
-        out.append(f'<text x="{x + 14}" y="{legend_y + 1}">{esc(text)}</text>')
-        x += 24 + 6.8 * len(text)
-        if x > w - 60:
-            break
+            out.append(f'<polyline fill="none" stroke="{colour[label]}" stroke-width="1.4" stroke-opacity="0.75"'
+                       f'{dash} points="{" ".join(coords)}"><title>{esc(label)}</title></polyline>')
+    for label, text, x, row in legend:
+        y = h - bottom + 46 + 14 * row
+        out.append(f'<rect x="{x:.1f}" y="{y - 8}" width="10" height="10" fill="{colour[label]}"/>')
+        out.append(f'<text x="{x + 14:.1f}" y="{y + 1}">{esc(text)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _tick_text(value: float, log: bool) -> str:
+    if log:
+        exp = round(math.log10(value))
+        return stats.format_number(value) if -2 <= exp <= 4 else f"1e{exp}"
+    return stats.format_number(value)
 
 
 # ------------------------------------------------------------------------------------------- pages
@@ -434,7 +481,8 @@ def _curve_plots(task_id: str, tier: str, records: Sequence[RunRecord], labels_i
     figs = []
     for name, series in by_curve.items():
         title = f"{name} vs {x_labels[name]}"
-        figs.append(f"<figure>{svg_plot(series, x_label=x_labels[name], y_label=name, title=title)}"
+        svg = svg_plot(series, x_label=x_labels[name], y_label=name, title=title, order=labels_in_order)
+        figs.append(f"<figure>{svg}"
                     f"<figcaption>{esc(title)}, every seed of every method (tier {esc(tier)})</figcaption></figure>")
     return '<div class="plots">' + "".join(figs) + "</div>"
 

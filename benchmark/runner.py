@@ -68,6 +68,8 @@ class Plan:
     todo: list[PlannedRun] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
     all_keys: list[str] = field(default_factory=list)
+    #: Why each stored record that could not be trusted is being redone (torn file, foreign content).
+    corrupt: list[str] = field(default_factory=list)
 
 
 def plan_runs(
@@ -106,9 +108,11 @@ def plan_runs(
             for seed in range(seeds if seeds is not None else run_task.seeds):
                 key = run_key(run_task, method, seed)
                 plan.all_keys.append(key)
-                if store.has(key) and not (retry_failed and _status_of(store, key) in RETRYABLE):
-                    plan.done.append(key)
-                    continue
+                if store.has(key):
+                    status = _status_of(store, key, plan.corrupt)
+                    if status is not None and not (retry_failed and status in RETRYABLE):
+                        plan.done.append(key)
+                        continue
                 plan.todo.append(
                     PlannedRun(
                         key=key,
@@ -128,11 +132,16 @@ def plan_runs(
     return plan
 
 
-def _status_of(store: Store, key: str) -> str | None:
+def _status_of(store: Store, key: str, corrupt: list[str]) -> str | None:
+    """The stored status of `key`, or None (noted in `corrupt`) when its record cannot be trusted.
+
+    Every existing record is parsed, not just found: a torn or edited file must be redone, not counted done.
+    """
     try:
         return store.get(key).status
-    except BenchmarkError:
-        return "failed"  # a corrupt record is redone, never trusted
+    except BenchmarkError as err:
+        corrupt.append(str(err))
+        return None
 
 
 def _now() -> str:
@@ -210,7 +219,8 @@ def execute_run(run: PlannedRun, device: str, cache_dir: Path, progress: Any = N
         outcome = family.run(task, method, ctx)
     except Exception as err:
         outcome = RunOutcome(
-            status="failed", error=f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=20)}"
+            # the innermost frames are the submission's: keep those when the stack is deep
+            status="failed", error=f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
         )
     return make_record(run, outcome, device, started_at, time.perf_counter() - t0, torch.__version__)
 

@@ -40,6 +40,9 @@ CONFIDENCE = 0.95
 #: any "@" (hessian reports `hvps_used@300` per budget), by suffix, or by a `cost_` prefix.
 COST_METRIC_SUFFIXES = ("flops", "hvps", "hvps_used", "steps_run", "epochs_run", "search_steps")
 COST_METRIC_NAMES = frozenset({"steps", "hvps", "flops", "epochs"})
+#: Fewest seeds (shared seeds when paired) for a verdict against the reference: a bootstrap over two values has
+#: three distinct resamples, so "beyond the interval" would only mean "both seeds agree".
+MIN_SEEDS_FOR_VERDICT = 3
 #: AlgoPerf integrates the performance profile up to this ratio to the best; slower gets no credit.
 PROFILE_TAU_MAX = 4.0
 
@@ -80,14 +83,16 @@ def quantile_bounds(values: Sequence[float], censored: Sequence[bool], q: float)
 
 
 def _inf_quantile(values: np.ndarray, q: float) -> float:
-    """np.quantile, but a quantile interpolating towards +inf is +inf (numpy would give nan)."""
+    """np.quantile, but a quantile interpolating towards +-inf is +-inf (numpy would give nan)."""
     srt = np.sort(values)
     pos = q * (len(srt) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     frac = pos - lo
     if frac == 0 or srt[lo] == srt[hi]:
         return float(srt[lo])
-    if math.isinf(srt[hi]):
+    if srt[lo] == -math.inf:
+        return -math.inf
+    if srt[hi] == math.inf:
         return math.inf
     return float(srt[lo] + frac * (srt[hi] - srt[lo]))
 
@@ -472,18 +477,19 @@ def compare(
 ) -> tuple[Verdict, bool, list[float | None]] | None:
     """Does the method differ from the reference beyond the bootstrap interval of the difference?
 
-    Paired by seed when at least two seeds are shared (the protocol fixes the split per seed, so seed s of
-    both methods saw the same data): the same resampled seeds are used for both. Otherwise the two groups are
-    resampled independently. The statistic is the column's central one (median, mean or rate); with censored
-    values the difference is bracketed by (lower bound of method - upper bound of reference, upper - lower).
+    Paired by seed when at least :data:`MIN_SEEDS_FOR_VERDICT` seeds are shared (the protocol fixes the split
+    per seed, so seed s of both methods saw the same data): the same resampled seeds are used for both.
+    Otherwise the two groups are resampled independently. The statistic is the column's central one (median,
+    mean or rate); with censored values the difference is bracketed by (lower bound of method - upper bound of
+    reference, upper - lower).
     Returns (verdict, paired, [lo, hi] of method - reference, None for unbounded), or None when either side
-    has fewer than two observations.
+    has fewer than :data:`MIN_SEEDS_FOR_VERDICT` observations.
     """
     m_seeds, m_vals, m_cens = _observations(method_recs, col)
     r_seeds, r_vals, r_cens = _observations(reference_recs, col)
     common = sorted(set(m_seeds) & set(r_seeds))
     rng = np.random.default_rng(seed)
-    if len(common) >= 2:
+    if len(common) >= MIN_SEEDS_FOR_VERDICT:
         mi = {s: i for i, s in enumerate(m_seeds)}
         ri = {s: i for i, s in enumerate(r_seeds)}
         m_v = np.array([m_vals[mi[s]] for s in common])
@@ -492,7 +498,7 @@ def compare(
         r_c = np.array([r_cens[ri[s]] for s in common])
         idx = rng.integers(0, len(common), size=(samples, len(common)))
         m_idx, r_idx, paired = idx, idx, True
-    elif len(m_vals) >= 2 and len(r_vals) >= 2:
+    elif len(m_vals) >= MIN_SEEDS_FOR_VERDICT and len(r_vals) >= MIN_SEEDS_FOR_VERDICT:
         m_v, m_c, r_v, r_c = (np.array(m_vals), np.array(m_cens), np.array(r_vals), np.array(r_cens))
         m_idx = rng.integers(0, len(m_v), size=(samples, len(m_v)))
         r_idx = rng.integers(0, len(r_v), size=(samples, len(r_v)))

@@ -5,10 +5,18 @@ store never contend for a shared file, and a crash can lose at most the run in f
 a temporary file in the same folder, is flushed to disk, then renamed over the target (atomic on POSIX), so
 a reader sees either the whole old record or the whole new one. A file that does not parse or validate
 (torn by a dying disk, edited by hand) is reported as corrupt and never read as a result.
+
+Two runners on one store also must not *do* the same run twice. Before a run starts, its runner takes an
+exclusive ``flock`` on ``STORE/claims/<key>.lock`` and holds it until the record is written. The kernel drops
+the lock when the holder dies, however it dies (SIGKILL included), so there are no stale claims to detect
+and no PID reuse to fool the check; a second runner skips a claimed run and waits for its record (or takes it
+over if the holder died). The lock files are empty markers left in place (unlinking a lock file while
+another process may be opening it is the classic flock race).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -71,10 +79,56 @@ class CorruptRecord(BaseModel):
     reason: str
 
 
+class RunClaim:
+    """An exclusive claim on one run key, held by an open, locked file descriptor until `release`."""
+
+    def __init__(self, key: str, fd: int) -> None:
+        self.key = key
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
 class Store:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+        self.claims_dir = self.root / "claims"
+        for folder in (self.root, self.runs_dir):
+            if folder.exists() and not folder.is_dir():
+                raise StoreError(f"{folder}: the results store must be a folder, but this is a file")
+
+    def try_claim(self, key: str) -> RunClaim | None:
+        """Claim `key` for this process, or None when another live process holds it."""
+        self.claims_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.claims_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for messages only; the lock is the claim
+        return RunClaim(key, fd)
+
+    def claim_holder(self, key: str) -> str:
+        """Who holds the claim on `key`, as far as its lock file says (for messages)."""
+        try:
+            pid = (self.claims_dir / f"{key}.lock").read_text(encoding="utf-8").strip()
+        except OSError:
+            return "another runner"
+        return f"runner pid {pid}" if pid else "another runner"
+
+    def stamp(self, key: str) -> tuple[int, int] | None:
+        """A cheap version of the record under `key` (None if absent), to notice another runner writing it."""
+        try:
+            info = self.path_for(key).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_ino, info.st_mtime_ns  # a replace makes a new inode
 
     def path_for(self, key: str) -> Path:
         return self.runs_dir / key[:2] / f"{key}.json"

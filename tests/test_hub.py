@@ -144,6 +144,7 @@ class FakeHub:
         self.auth: set[str] = set()
         self.commits: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []
+        self.repo_files: dict[str, bytes] = {}  # the head of main, served to downloads
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         path, method = request.url.path, request.method
@@ -169,12 +170,26 @@ class FakeHub:
             self.commits.append({"header": header, "files": files, "create_pr": create_pr,
                                  "lfs": [x for x in lines if x["key"] == "lfsFile"]})
             new = uuid.uuid4().hex[:40].ljust(40, "0")
+            if not create_pr:
+                self.repo_files.update(files)
+                self.head = new
             return httpx2.Response(200, json={
                 "commitUrl": f"https://huggingface.co/datasets/{REPO}/commit/{new}", "commitOid": new,
                 "pullRequestUrl": f"https://huggingface.co/datasets/{REPO}/discussions/1" if create_pr else None})
-        if method == "GET" and path == repo:
-            return httpx2.Response(200, json={"id": REPO, "sha": self.head, "private": False, "siblings": [],
-                                              "tags": [], "downloads": 0, "likes": 0})
+        if method == "GET" and (path == repo or path.startswith(f"{repo}/revision/")):
+            return httpx2.Response(200, json={"id": REPO, "sha": self.head, "private": False, "tags": [],
+                                              "siblings": [{"rfilename": f} for f in sorted(self.repo_files)],
+                                              "downloads": 0, "likes": 0})
+        if method == "GET" and path.startswith(f"{repo}/tree/"):
+            return httpx2.Response(200, json=[{"type": "file", "path": f, "size": len(b),
+                                               "oid": hashlib.sha1(b).hexdigest()}
+                                              for f, b in sorted(self.repo_files.items())])
+        resolve = f"/datasets/{REPO}/resolve/{self.head}/"
+        if method in {"GET", "HEAD"} and path.startswith(resolve) and path[len(resolve):] in self.repo_files:
+            body = self.repo_files[path[len(resolve):]]
+            headers = {"ETag": f'"{hashlib.sha1(body).hexdigest()}"', "X-Repo-Commit": self.head,
+                       "Content-Length": str(len(body))}
+            return httpx2.Response(200, headers=headers, content=b"" if method == "HEAD" else body)
         return httpx2.Response(404, json={"error": f"fake hub: no route for {method} {path}"})
 
 
@@ -206,7 +221,7 @@ def test_upload_commits_the_folder_byte_for_byte(folder: hub.DatasetFolder, fake
     assert len(fake_hub.commits) == 1
     commit = fake_hub.commits[0]
     assert commit["lfs"] == [] and commit["create_pr"] is False
-    assert commit["header"]["parentCommit"] == fake_hub.head
+    assert commit["header"]["parentCommit"] == "b" * 40  # the head it was built against
     assert set(commit["files"]) == set(folder.files)
     for name, payload in commit["files"].items():
         assert payload == (folder.path / name).read_bytes(), name
@@ -234,6 +249,21 @@ def test_a_concurrent_publish_is_refused_not_overwritten(folder: hub.DatasetFold
     with pytest.raises(BenchmarkError, match="HTTP 412"):
         hub.push_folder(folder, REPO)
     assert fake_hub.commits == []
+
+
+def test_pull_from_the_hub_merges_by_run_key(folder: hub.DatasetFolder, fake_hub: FakeHub, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    hub.push_folder(folder, REPO)  # what is published is what pull reads back
+    store = Store(tmp_path / "store")
+    store.put(all_records()[1])
+    args = argparse.Namespace(store=str(tmp_path / "store"), from_dir=None, repo_id=REPO, revision=None)
+    assert hub._cmd_pull(args) == 0
+    assert "5 added" in capsys.readouterr().out
+    assert {r.key: r for r in store.records()} == {r.key: r for r in all_records()}
+    assert any(url.endswith("/data/runs.parquet") for _, url in fake_hub.requests)
+    assert not any("leaderboard.parquet" in url for _, url in fake_hub.requests)  # only what pull needs
 
 
 def test_cli_dry_run_and_pull(tmp_path: Path) -> None:

@@ -213,6 +213,14 @@ def test_svg_plot_escapes_and_clips() -> None:
     # the 1e30 sentinel is clipped to the plot area, not allowed to flatten the other points
     ys = [float(v) for v in re.findall(r",(-?[\d.]+)", svg.split("<polyline")[1].split('">')[0])]
     assert all(0 <= y <= 300 for y in ys)
+    # every label gets a legend entry (the legend wraps), and colours follow the given order
+    many = [(f"method-{i}", [1, 2], [0.5, 0.6]) for i in range(12)]
+    svg = leaderboard.svg_plot(many, x_label="x", y_label="y", title="t", order=["method-11"])
+    assert all(f">method-{i}</text>" in svg for i in range(12))
+    assert f'stroke="{leaderboard.PALETTE[0]}"' in svg.split("<title>method-11</title>")[0].rsplit("<polyline", 1)[1]
+    # relative errors spanning many decades get a log axis
+    svg = leaderboard.svg_plot([("a", [10, 100, 300], [1.0, 1e-6, 1e-14])], x_label="HVPs", y_label="err", title="t")
+    assert "err (log)" in svg and re.search(r">1e-1[0-4]</text>", svg)
     assert "no finite points" in leaderboard.svg_plot([("a", [1.0], [float("nan")])], x_label="x", y_label="y",
                                                      title="t")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_leaderboard import EVIL, FAMILIES, site_records  # tests/ is on sys.path under pytest
 
 from benchmark import leaderboard
+from tests.test_leaderboard import EVIL, FAMILIES, site_records
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -118,6 +118,16 @@ def test_quantile_bounds_with_censoring_bracket_the_median() -> None:
     assert lo == 100.0 and math.isinf(hi)
 
 
+def test_compare_with_mostly_censored_sides_is_a_tie_with_unbounded_interval() -> None:
+    # both methods mostly censored at the same budget: neither bound of the difference is finite, never NaN
+    col = GROK.cols[0]
+    method = [grok("m", s, 5000 if s else 100, s == 0) for s in range(5)]
+    ref = [grok("ref", s, 5000 if s else 200, s == 0) for s in range(5)]
+    verdict, paired, ci = stats.compare(col, "min", method, ref, seed=1)
+    assert verdict == "tie" and paired and ci == [None, None]
+    json.dumps(ci, allow_nan=False)
+
+
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
     vals = [1.0, 2.0, 3.0, 4.0, 10.0]
     a = stats.bootstrap_interval(vals, "mean", seed=7)
@@ -254,6 +264,12 @@ def test_paired_comparison_detects_a_consistent_small_gain() -> None:
     rows = rows_by_method(stats.aggregate(recs, FAMILIES))
     assert rows["plus"]["vs_reference"] == "better" and rows["plus"]["vs_reference_paired"] is True
     assert rows["plus"]["vs_reference_diff_ci"] == pytest.approx([0.01, 0.01])
+
+
+def test_no_verdict_from_two_seeds() -> None:
+    recs = [grok("ref", s, 1000, True) for s in range(2)] + [grok("fast", s, 10, True) for s in range(2)]
+    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    assert rows["fast"]["vs_reference"] is None and rows["fast"]["rank"] == 1
 
 
 def test_ties_share_a_rank_and_rows_without_values_are_unranked() -> None:
