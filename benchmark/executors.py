@@ -10,8 +10,8 @@ What a worker does not get: the parent's secrets (Hub tokens and other credentia
 removed from the environment the worker is started with, so not even ``/proc/self/environ`` shows them), and
 a life of its own (a watchdog thread kills the worker's process group when the parent dies, even by
 SIGKILL, so an interrupted suite leaves nothing running that a resumed one would duplicate). The time limit
-counts from the moment the worker is ready (interpreter, torch and the family's harness imported), so a slow start on a loaded
-machine is not charged to the method; start-up has its own generous limit.
+counts from the moment the worker is ready (interpreter, torch and the family's harness imported), so a slow
+start on a loaded machine is not charged to the method; start-up has its own generous limit.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -108,7 +109,20 @@ class LocalExecutor:
 
 
 def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection, parent_pid: int) -> None:
-    """Entry point of a worker process: one thread, own process group, result sent through `conn`."""
+    """Entry point of a worker process: one thread, own process group, result sent through `conn`.
+
+    An exception outside the run itself (an import that fails, a result that cannot be sent) is sent to the
+    parent as text before the worker exits, so the record says why instead of only "exit code 1".
+    """
+    try:
+        _worker_body(run, device, cache_dir, conn, parent_pid)
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.send(("crash", traceback.format_exc(limit=-30)))
+        raise SystemExit(1) from None
+
+
+def _worker_body(run: PlannedRun, device: str, cache_dir: str, conn: Connection, parent_pid: int) -> None:
     os.setpgrp()
     _watch_parent(parent_pid)
     scrub_environment()
@@ -120,6 +134,8 @@ def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection,
 
     torch.set_num_threads(1)
     get_family(run.family)  # the harness's own imports are start-up, not the method's time
+    with contextlib.suppress(ImportError):
+        import torch._dynamo  # noqa: F401  (the first optimizer step imports it lazily: seconds on a busy CPU)
     conn.send(("ready",))
     last = [0.0]
 
@@ -144,6 +160,7 @@ class _Active:
     started_at: str
     t0: float
     ready_at: float | None = None
+    crash: str | None = None
 
 
 def _describe_exit(code: int | None) -> str:
@@ -228,6 +245,8 @@ class ProcessExecutor:
                     on_progress(a.slot, a.run.title, message[1], message[2])
                 elif message[0] == "record":
                     record_json = message[1]
+                elif message[0] == "crash":
+                    a.crash = message[1]
         except (EOFError, OSError):
             pass  # the worker died mid-message: judged below by its exit code
         wall = time.monotonic() - a.t0
@@ -250,7 +269,8 @@ class ProcessExecutor:
             )
         if not a.process.is_alive():
             a.process.join()
-            return failure_record(a.run, "failed", _describe_exit(a.process.exitcode), a.device, a.started_at, wall)
+            error = _describe_exit(a.process.exitcode) + (f"\n\n{a.crash}" if a.crash else "")
+            return failure_record(a.run, "failed", error, a.device, a.started_at, wall)
         return None
 
 
@@ -265,7 +285,9 @@ def default_worker_count(device: str) -> int:
 
 def device_slots(device: str, workers: int) -> list[str]:
     if device == "cuda":
-        return [f"cuda:{i % max(1, workers)}" for i in range(workers)]
+        import torch
+
+        return [f"cuda:{i % max(1, torch.cuda.device_count())}" for i in range(workers)]
     return [device] * workers
 
 

@@ -87,8 +87,8 @@ def _spec_with(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("  steps: 5000", "  steps: 5000\n  learning_rate: 3", "training.learning_rate: Extra inputs"),
-        ("  steps: 5000", "  steps: -5", "training.steps"),
+        ("  steps: 3000", "  steps: 5000\n  learning_rate: 3", "training.learning_rate: Extra inputs"),
+        ("  steps: 3000", "  steps: -5", "training.steps"),
         ("family: grokking", "family: astrology", "astrology"),
     ],
 )
@@ -100,7 +100,7 @@ def test_bad_spec_gets_one_line_per_problem_and_exit_1(tmp_path: Path, old: str,
 
 
 def test_run_refuses_an_invalid_suite(tmp_path: Path) -> None:
-    path = _spec_with(tmp_path, "  steps: 5000", "  steps: -5")
+    path = _spec_with(tmp_path, "  steps: 3000", "  steps: -5")
     result = cli("run", "--tasks-dir", str(path.parent), "--tier", "smoke", "--store", str(tmp_path / "s"))
     assert result.returncode == 2 and "training.steps" in result.stderr and "Traceback" not in result.stderr
 

@@ -310,7 +310,8 @@ def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
     command = [sys.executable, "-m", "benchmark.cli", "run", "--task", "hessian/digits-tanh-ce-init",
                "--method", "hessian-lanczos", "hessian-hutchinson", "--tier", "smoke", "--store", str(store),
-               "--device", "cpu", "--executor", "local", "--quiet", "--format", "json", "--tasks-dir", str(ROOT / "tasks")]
+               "--device", "cpu", "--executor", "local", "--quiet", "--format", "json",
+               "--tasks-dir", str(ROOT / "tasks")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     shown = subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--store", str(store), "--format", "json"],
@@ -322,3 +323,14 @@ def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
     lanczos = next(r for r in records if r["method"]["name"] == "hessian-lanczos")
     assert lanczos["metrics"]["lambda_max_rel_err@300"] < 1e-6
     assert "hessian-lanczos" in shown.stdout
+
+
+@pytest.mark.parametrize("name", ["hessian-power-deflated", "hessian-hutchpp", "hessian-slq"])
+def test_remaining_baselines_stay_within_budget_and_score(name: str, cache_dir: Path) -> None:
+    from benchmark.registry import resolve_method
+
+    result = _run(resolve_method(name), cache_dir)
+    assert result["status"] == "ok"
+    assert all(result[f"hvps_used@{b}"] <= b for b in (10, 30, 100, 300))
+    claimed = "top10_rel_err@300" if name == "hessian-power-deflated" else "trace_rel_err@300"
+    assert result[claimed] is not None and result[claimed] < 1.0

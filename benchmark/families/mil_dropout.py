@@ -12,8 +12,9 @@ test-set model selection) and scores:
   added (larger bags), Gaussian feature noise — all label-preserving, drawn from the seed only, identical
   for every method — and ``label_noise``, a second training on bags with a fraction of labels flipped,
   scored on the clean test bags;
-- ``auc_robust``: the mean AUC over the perturbations (the primary metric: a regulariser is meant to buy
-  robustness; clean AUC is reported beside it, and the leaderboard compares both against ``mil-none``);
+- ``auc_robust``: the mean AUC over the perturbations — the primary metric, so the leaderboard's paired
+  (same-seed) comparison with the reference ``mil-none`` is a robustness comparison; clean AUC is reported
+  beside it and each ``drop/<name>`` shows where robustness is won or lost;
 - ``attention_auc``: where instance labels are known (digits-bags), the mean over positive test bags of the
   within-bag ROC-AUC of the attention weights for the witnesses (localisation).
 

@@ -57,7 +57,7 @@ from benchmark.models.mlp import MLP
 from benchmark.spec import StrictModel, TaskSpec, canonical_json
 
 # Bump when the harness changes in a way that changes cached control numbers.
-HARNESS_VERSION = "1"
+HARNESS_VERSION = "2"
 
 # The standard targets of the suite's specs; columns() shows these.
 STANDARD_SPARSITIES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98)
@@ -407,8 +407,9 @@ class _Trainer:
                 torch_prune.custom_from_mask(module, "weight", masks[name].to(self.device, torch.bool))
         params = list(model.parameters())
         if self.recipe.optimizer == "adam":
+            # fused: one kernel for all parameters, ~25% less time per step on these small CPU models
             opt: torch.optim.Optimizer = torch.optim.Adam(
-                params, lr=self.recipe.lr, weight_decay=self.recipe.weight_decay
+                params, lr=self.recipe.lr, weight_decay=self.recipe.weight_decay, fused=True
             )
         else:
             opt = torch.optim.SGD(
