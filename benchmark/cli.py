@@ -168,20 +168,23 @@ def execute_plan(todo: list, args: argparse.Namespace, store: Store, device: str
     from tqdm import tqdm
 
     from benchmark.executors import LocalExecutor, ProcessExecutor, default_worker_count, device_slots
+    from benchmark.runner import batching_enabled, group_jobs
 
     if not todo:
         return 0
     cache_dir = Path(args.cache_dir) if args.cache_dir else store.root / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    workers = args.workers or min(default_worker_count(device), len(todo))
+    batch = batching_enabled(args.batch_seeds, device)
+    jobs = group_jobs(todo, batch)
+    workers = args.workers or min(default_worker_count(device), len(jobs))
     if args.executor == "local":
-        executor: Any = LocalExecutor(device, cache_dir)
+        executor: Any = LocalExecutor(device, cache_dir, compile=args.compile)
     elif args.executor == "ray":
         from benchmark.ray_executor import RayExecutor
 
-        executor = RayExecutor(device, cache_dir, address=args.ray_address)
+        executor = RayExecutor(device, cache_dir, address=args.ray_address, compile=args.compile)
     else:
-        executor = ProcessExecutor(device_slots(device, workers), cache_dir)
+        executor = ProcessExecutor(device_slots(device, workers), cache_dir, compile=args.compile)
     bar = tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr, disable=args.quiet)
     slots: dict[int, str] = {}
     failed = 0
@@ -229,15 +232,17 @@ def execute_plan(todo: list, args: argparse.Namespace, store: Store, device: str
             bar.write(f"{record.status}: {record.task_id} {record.method.label} seed={record.seed}: "
                       f"{first_line[0] if first_line else ''}", file=sys.stderr)
 
-    remaining, told = list(todo), False
+    if len(jobs) < len(todo):
+        bar.write(f"{len(todo)} run(s) as {len(jobs)} job(s): seeds batched as one program", file=sys.stderr)
+    remaining, told = jobs, False
     try:
         while remaining:
             busy.clear()
             executor.execute(remaining, on_record, on_progress, claim=claim)
-            remaining = list(busy)
+            remaining = group_jobs(list(busy), batch)
             if remaining:
                 if not told:
-                    bar.write(f"waiting for {len(remaining)} run(s) claimed by {store.claim_holder(remaining[0].key)} "
+                    bar.write(f"waiting for {len(busy)} run(s) claimed by {store.claim_holder(busy[0].key)} "
                               "on the same store", file=sys.stderr)
                     told = True
                 time.sleep(1.0)
@@ -366,6 +371,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="process: one isolated worker per run (default); local: in this process (debugging); "
                              "ray: a Ray cluster (pip install 'phenomena-bench[ray]')")
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core / GPU)")
+    parser.add_argument("--batch-seeds", choices=["auto", "on", "off"], default="auto",
+                        help="train the seeds of one (task, method) as one program where the family allows it: "
+                             "auto = on CUDA only (where it was measured to help), on = also on the CPU, off = never")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the training step with torch.compile where the family supports it (grokking); "
+                             "pays a compile per run (~30 s on a CPU), worth it for long runs on a GPU")
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     parser.add_argument("--cache-dir", default=None, help="data and ground-truth cache (default STORE/cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

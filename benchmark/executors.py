@@ -1,5 +1,8 @@
 """Where runs execute: in this process, or one fresh worker process per run.
 
+Executors take *jobs* (:class:`~benchmark.runner.Job`): one run, or several seeds of one (task, method) that
+the family trains as one program (batched on a GPU). What is said below of a run holds for a job.
+
 The process executor is the default because a benchmark runs other people's code: a run that crashes,
 hangs, leaks memory or kills its interpreter must cost only that run. Each run gets its own process (spawned,
 so no state leaks from the parent or an earlier run), its own process group (so a time-out kills the
@@ -26,16 +29,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from benchmark.runner import PlannedRun, RunRecord, _now, execute_run, failure_record
+from benchmark.families.base import Status
+from benchmark.runner import Job, PlannedRun, RunRecord, _now, execute_job, failure_record
 
-#: Called as each run ends: (record, runs finished so far).
+#: Called as each run ends, with its record.
 OnRecord = Callable[[RunRecord], None]
-#: Called with (slot, run title, steps done, steps total) while a run reports progress.
+#: Called with (slot, job title, steps done, steps total) while a job reports progress.
 OnProgress = Callable[[int, str, int, int], None]
 #: Called just before a run starts; False means "do not start it" (another runner has it, or it is done).
 Claim = Callable[[PlannedRun], bool]
@@ -46,6 +50,13 @@ SECRET_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOK
 SECRET_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
 #: How long a worker may take to start (spawn, import torch) before the run is a `timeout`.
 STARTUP_LIMIT_S = 120.0
+
+
+def claim_job(job: Job, claim: Claim | None) -> Job | None:
+    """The part of `job` this runner may do (every run it could claim), or None when nothing is left."""
+    if claim is None:
+        return job
+    return job.only([run for run in job.runs if claim(run)])
 
 
 def is_secret(name: str) -> bool:
@@ -90,39 +101,44 @@ def _watch_parent(parent_pid: int, interval_s: float = 0.5) -> None:
 class LocalExecutor:
     """Runs sequentially in this process: for debugging (pdb works); no isolation and no time limits."""
 
-    def __init__(self, device: str, cache_dir: Path) -> None:
+    def __init__(self, device: str, cache_dir: Path, compile: bool = False) -> None:
         self.device = device
         self.cache_dir = cache_dir
+        self.compile = compile
 
     def execute(
-        self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
         import torch
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        for run in runs:
-            if claim is not None and not claim(run):
+        for planned in jobs:
+            job = claim_job(planned, claim)
+            if job is None:
                 continue
-            report = (lambda d, t, r=run: on_progress(0, r.title, d, t)) if on_progress else None
-            on_record(execute_run(run, self.device, self.cache_dir, report))
+            report = (lambda d, t, j=job: on_progress(0, j.title, d, t)) if on_progress else None
+            for record in execute_job(job, self.device, self.cache_dir, report, self.compile):
+                on_record(record)
 
 
-def _worker_main(run: PlannedRun, device: str, cache_dir: str, conn: Connection, parent_pid: int) -> None:
-    """Entry point of a worker process: one thread, own process group, result sent through `conn`.
+def _worker_main(
+    job: Job, device: str, cache_dir: str, conn: Connection, parent_pid: int, compile: bool = False
+) -> None:
+    """Entry point of a worker process: one thread, own process group, records sent through `conn`.
 
     An exception outside the run itself (an import that fails, a result that cannot be sent) is sent to the
     parent as text before the worker exits, so the record says why instead of only "exit code 1".
     """
     try:
-        _worker_body(run, device, cache_dir, conn, parent_pid)
+        _worker_body(job, device, cache_dir, conn, parent_pid, compile)
     except Exception:
         with contextlib.suppress(Exception):
             conn.send(("crash", traceback.format_exc(limit=-30)))
         raise SystemExit(1) from None
 
 
-def _worker_body(run: PlannedRun, device: str, cache_dir: str, conn: Connection, parent_pid: int) -> None:
+def _worker_body(job: Job, device: str, cache_dir: str, conn: Connection, parent_pid: int, compile: bool) -> None:
     os.setpgrp()
     _watch_parent(parent_pid)
     scrub_environment()
@@ -133,7 +149,7 @@ def _worker_body(run: PlannedRun, device: str, cache_dir: str, conn: Connection,
     from benchmark.families import get_family
 
     torch.set_num_threads(1)
-    get_family(run.family)  # the harness's own imports are start-up, not the method's time
+    get_family(job.runs[0].family)  # the harness's own imports are start-up, not the method's time
     with contextlib.suppress(ImportError):
         import torch._dynamo  # noqa: F401  (the first optimizer step imports it lazily: seconds on a busy CPU)
     conn.send(("ready",))
@@ -145,14 +161,15 @@ def _worker_body(run: PlannedRun, device: str, cache_dir: str, conn: Connection,
             last[0] = now
             conn.send(("progress", done, total))
 
-    record = execute_run(run, device, Path(cache_dir), progress)
-    conn.send(("record", record.model_dump_json()))
+    for record in execute_job(job, device, Path(cache_dir), progress, compile):
+        conn.send(("record", record.model_dump_json()))
+    conn.send(("done",))
     conn.close()
 
 
 @dataclass
 class _Active:
-    run: PlannedRun
+    job: Job
     process: Any
     conn: Connection
     slot: int
@@ -161,6 +178,15 @@ class _Active:
     t0: float
     ready_at: float | None = None
     crash: str | None = None
+    recorded: set[str] = field(default_factory=set)
+    done: bool = False
+
+    def failures(self, status: Status, error: str) -> list[RunRecord]:
+        """Records for the job's runs that have none yet, all ended the same way."""
+        wall = time.monotonic() - self.t0
+        size = len(self.job.runs)
+        return [failure_record(run, status, error, self.device, self.started_at, wall, size)
+                for run in self.job.runs if run.key not in self.recorded]
 
 
 def _describe_exit(code: int | None) -> str:
@@ -176,23 +202,26 @@ def _describe_exit(code: int | None) -> str:
 
 
 class ProcessExecutor:
-    """One spawned worker process per run, at most `len(devices)` at once, each with a wall-clock limit."""
+    """One spawned worker process per job, at most `len(devices)` at once, each with a wall-clock limit."""
 
-    def __init__(self, devices: list[str], cache_dir: Path, poll_s: float = 0.1) -> None:
+    def __init__(self, devices: list[str], cache_dir: Path, poll_s: float = 0.1, compile: bool = False) -> None:
         self.devices = devices
         self.cache_dir = cache_dir
         self.poll_s = poll_s
+        self.compile = compile
         self._ctx = mp.get_context("spawn")
 
-    def _start(self, run: PlannedRun, slot: int) -> _Active:
+    def _start(self, job: Job, slot: int) -> _Active:
         parent, child = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
-            target=_worker_main, args=(run, self.devices[slot], str(self.cache_dir), child, os.getpid()), daemon=False
+            target=_worker_main,
+            args=(job, self.devices[slot], str(self.cache_dir), child, os.getpid(), self.compile),
+            daemon=False,
         )
         with secrets_removed():
             process.start()
         child.close()
-        return _Active(run, process, parent, slot, self.devices[slot], _now(), time.monotonic())
+        return _Active(job, process, parent, slot, self.devices[slot], _now(), time.monotonic())
 
     @staticmethod
     def _kill(active: _Active) -> None:
@@ -204,74 +233,82 @@ class ProcessExecutor:
         active.process.join(timeout=5)
 
     def execute(
-        self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
-        pending = list(runs)
+        pending = list(jobs)
         active: dict[int, _Active] = {}
         free_slots = list(range(len(self.devices)))
         try:
             while pending or active:
                 while pending and free_slots:
-                    run = pending.pop(0)
-                    if claim is not None and not claim(run):
+                    job = claim_job(pending.pop(0), claim)
+                    if job is None:
                         continue
                     slot = free_slots.pop(0)
-                    active[slot] = self._start(run, slot)
+                    active[slot] = self._start(job, slot)
                 if not active:
                     break
                 handles = [a.conn for a in active.values()] + [a.process.sentinel for a in active.values()]
                 wait(handles, timeout=self.poll_s)
                 for slot, a in list(active.items()):
-                    record = self._poll(a, on_progress)
-                    if record is None:
-                        continue
-                    on_record(record)
-                    del active[slot]
-                    free_slots.append(slot)
+                    for record in self._poll(a, on_progress):
+                        on_record(record)
+                    if a.done:
+                        del active[slot]
+                        free_slots.append(slot)
         finally:
             for a in active.values():  # Ctrl-C or an error in the parent: leave no orphan workers
                 self._kill(a)
 
-    def _poll(self, a: _Active, on_progress: OnProgress | None) -> RunRecord | None:
-        """The run's record if it has ended (by result, crash or time limit), else None."""
-        record_json: str | None = None
+    def _poll(self, a: _Active, on_progress: OnProgress | None) -> list[RunRecord]:
+        """Records that arrived from the job's worker; once the job has ended (by its last record, a crash or
+        its time limit) `a.done` is set and every run still without a record gets a failure record."""
+        records: list[RunRecord] = []
+        finished = False
         try:
             while a.conn.poll():
                 message = a.conn.recv()
                 if message[0] == "ready":
                     a.ready_at = time.monotonic()
                 elif message[0] == "progress" and on_progress:
-                    on_progress(a.slot, a.run.title, message[1], message[2])
+                    on_progress(a.slot, a.job.title, message[1], message[2])
                 elif message[0] == "record":
-                    record_json = message[1]
+                    records.append(RunRecord.model_validate_json(message[1]))
+                elif message[0] == "done":
+                    finished = True
                 elif message[0] == "crash":
                     a.crash = message[1]
         except (EOFError, OSError):
             pass  # the worker died mid-message: judged below by its exit code
-        wall = time.monotonic() - a.t0
-        if record_json is not None:
+        a.recorded.update(r.key for r in records)
+        if finished:
             a.process.join(timeout=10)
             if a.process.is_alive():
                 self._kill(a)
-            return RunRecord.model_validate_json(record_json)
-        if a.ready_at is None and wall > max(STARTUP_LIMIT_S, a.run.time_limit_s):
+            a.done = True
+            return records
+        wall = time.monotonic() - a.t0
+        what = "run" if len(a.job.runs) == 1 else f"batch of {len(a.job.runs)} runs"
+        limit = a.job.time_limit_s
+        if a.ready_at is None and wall > max(STARTUP_LIMIT_S, limit):
             self._kill(a)
-            return failure_record(
-                a.run, "timeout", f"worker did not start within {max(STARTUP_LIMIT_S, a.run.time_limit_s):g} s; "
-                "killed", a.device, a.started_at, wall,
+            a.done = True
+            return records + a.failures(
+                "timeout", f"worker did not start within {max(STARTUP_LIMIT_S, limit):g} s; killed"
             )
-        if a.ready_at is not None and time.monotonic() - a.ready_at > a.run.time_limit_s:
+        if a.ready_at is not None and time.monotonic() - a.ready_at > limit:
             self._kill(a)
-            return failure_record(
-                a.run, "timeout", f"run exceeded its time limit of {a.run.time_limit_s:g} s; worker and its "
-                "children killed", a.device, a.started_at, wall,
+            a.done = True
+            return records + a.failures(
+                "timeout", f"{what} exceeded its time limit of {limit:g} s; worker and its children killed"
             )
         if not a.process.is_alive():
             a.process.join()
-            error = _describe_exit(a.process.exitcode) + (f"\n\n{a.crash}" if a.crash else "")
-            return failure_record(a.run, "failed", error, a.device, a.started_at, wall)
-        return None
+            a.done = True
+            return records + a.failures("failed", _describe_exit(a.process.exitcode) + (
+                f"\n\n{a.crash}" if a.crash else ""))
+        return records
 
 
 def default_worker_count(device: str) -> int:

@@ -49,8 +49,8 @@ RUN_SCALARS: tuple[tuple[str, str], ...] = (
     ("key", "string"), ("task_id", "string"), ("task_version", "int64"), ("family", "string"), ("tier", "string"),
     ("seed", "int64"), ("method_name", "string"), ("method_family", "string"), ("method_version", "string"),
     ("method_label", "string"), ("method_ref", "string"), ("method_source", "string"), ("status", "string"),
-    ("error", "string"), ("wall_time_s", "float64"), ("device", "string"), ("torch_version", "string"),
-    ("benchmark_version", "string"), ("started_at", "string"), ("finished_at", "string"),
+    ("error", "string"), ("wall_time_s", "float64"), ("batched_with", "int64"), ("device", "string"),
+    ("torch_version", "string"), ("benchmark_version", "string"), ("started_at", "string"), ("finished_at", "string"),
 )
 RUN_JSON = ("method_hyperparameters", "metrics", "curves", "task")
 BOARD_SCALARS: tuple[tuple[str, str], ...] = (
@@ -90,7 +90,8 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "key": record.key, "task_id": record.task_id, "task_version": record.task_version, "family": record.family,
         "tier": record.tier, "seed": record.seed, "method_name": m.name, "method_family": m.family,
         "method_version": m.version, "method_label": m.label, "method_ref": m.ref, "method_source": m.source,
-        "status": record.status, "error": record.error, "wall_time_s": record.wall_time_s, "device": record.device,
+        "status": record.status, "error": record.error, "wall_time_s": record.wall_time_s,
+        "batched_with": record.batched_with, "device": record.device,
         "torch_version": record.torch_version, "benchmark_version": record.benchmark_version,
         "started_at": record.started_at, "finished_at": record.finished_at,
     }
@@ -110,7 +111,8 @@ def record_from_row(row: dict[str, Any]) -> RunRecord:
                    "hyperparameters": json.loads(row["method_hyperparameters"]), "label": row["method_label"],
                    "ref": row["method_ref"], "source": row["method_source"]},
         "status": row["status"], "metrics": json.loads(row["metrics"]), "curves": json.loads(row["curves"]),
-        "error": row["error"], "wall_time_s": row["wall_time_s"], "device": row["device"],
+        "error": row["error"], "wall_time_s": row["wall_time_s"], "batched_with": row.get("batched_with") or 1,
+        "device": row["device"],
         "torch_version": row["torch_version"], "benchmark_version": row["benchmark_version"],
         "started_at": row["started_at"], "finished_at": row["finished_at"], "task": json.loads(row["task"]),
     })

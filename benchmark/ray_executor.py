@@ -1,11 +1,12 @@
 """Runs on a Ray cluster (``--executor ray``; ``pip install 'phenomena-bench[ray]'``).
 
-Each run is one Ray task. Inside it the run goes through the same isolation as on one machine: the Ray task
-hands the run to a :class:`~benchmark.executors.ProcessExecutor` with one slot, so the method still gets a
-fresh worker process of its own, in its own process group, without the parent's secrets, with the spec's
-time limit, and a crash of that worker (segfault, out of memory) becomes a `failed` record instead of a
-lost Ray worker. The Ray task returns the record as JSON; the driver, alone, writes it to the store under
-the same key a local run would have, so local and cluster results mix freely.
+Each job (one run, or seeds batched as one program) is one Ray task. Inside it the job goes through the same
+isolation as on one machine: the Ray task hands the job to a :class:`~benchmark.executors.ProcessExecutor`
+with one slot, so the method still gets a fresh worker process of its own, in its own process group,
+without the parent's secrets, with the spec's time limit, and a crash of that worker (segfault, out of
+memory) becomes a `failed` record instead of a lost Ray worker. The Ray task returns the records as JSON;
+the driver, alone, writes them to the store under the same key a local run would have, so local and
+cluster results mix freely.
 
 Resources: each run asks Ray for one CPU, and on CUDA for ``PHENOMENA_BENCH_RAY_GPUS_PER_RUN`` GPUs
 (default 1; a fraction such as 0.25 packs four small runs on one GPU). Ray sets ``CUDA_VISIBLE_DEVICES``
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.executors import STARTUP_LIMIT_S, Claim, OnProgress, OnRecord, secrets_removed
-from benchmark.runner import PlannedRun, _now, failure_record
+from benchmark.executors import STARTUP_LIMIT_S, Claim, OnProgress, OnRecord, claim_job, secrets_removed
+from benchmark.runner import Job, _now, failure_record
 from benchmark.store import RunRecord
 
 GPUS_ENV = "PHENOMENA_BENCH_RAY_GPUS_PER_RUN"
@@ -32,14 +33,14 @@ GPUS_ENV = "PHENOMENA_BENCH_RAY_GPUS_PER_RUN"
 BACKSTOP_S = 60.0
 
 
-def _run_in_isolated_worker(run: PlannedRun, device: str, cache_dir: str) -> str:
-    """Body of the Ray task: one run in a fresh worker process, via the process executor; returns JSON."""
+def _run_in_isolated_worker(job: Job, device: str, cache_dir: str, compile: bool = False) -> list[str]:
+    """Body of the Ray task: one job in a fresh worker process, via the process executor; records as JSON."""
     from benchmark.executors import ProcessExecutor, scrub_environment
 
     scrub_environment()
     records: list[RunRecord] = []
-    ProcessExecutor([device], Path(cache_dir)).execute([run], records.append)
-    return records[0].model_dump_json()
+    ProcessExecutor([device], Path(cache_dir), compile=compile).execute([job], records.append)
+    return [record.model_dump_json() for record in records]
 
 
 def _import_ray() -> Any:
@@ -69,13 +70,16 @@ def gpus_per_run(device: str) -> float:
 class RayExecutor:
     """Sends each run to Ray (a local instance by default, or the cluster at `address`)."""
 
-    def __init__(self, device: str, cache_dir: Path, address: str | None = None, poll_s: float = 0.2) -> None:
+    def __init__(
+        self, device: str, cache_dir: Path, address: str | None = None, poll_s: float = 0.2, compile: bool = False
+    ) -> None:
         self.ray = _import_ray()
         self.device = device
         self.cache_dir = cache_dir
         self.address = address
         self.poll_s = poll_s
         self.num_gpus = gpus_per_run(device)
+        self.compile = compile
 
     def _connect(self) -> None:
         if self.ray.is_initialized():
@@ -88,55 +92,61 @@ class RayExecutor:
             )
 
     def execute(
-        self, runs: list[PlannedRun], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
-        """Submit every claimable run at once (Ray queues them by resources); record each as it returns."""
+        """Submit every claimable job at once (Ray queues them by resources); record each as it returns."""
         ray = self.ray
         self._connect()
         task = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_retries=0)(_run_in_isolated_worker)
         # With a GPU, Ray narrows CUDA_VISIBLE_DEVICES to the task's share: inside, it is always cuda:0.
         device = "cuda:0" if self.device.startswith("cuda") else self.device
-        pending: dict[Any, tuple[PlannedRun, str, float]] = {}
+        pending: dict[Any, tuple[Job, str, float]] = {}
+        submitted: list[Job] = []
         try:
-            for run in runs:
-                if claim is not None and not claim(run):
+            for planned in jobs:
+                job = claim_job(planned, claim)
+                if job is None:
                     continue
-                ref = task.remote(run, device, str(self.cache_dir.resolve()))
-                pending[ref] = (run, _now(), time.monotonic())
+                ref = task.remote(job, device, str(self.cache_dir.resolve()), self.compile)
+                pending[ref] = (job, _now(), time.monotonic())
+                submitted.append(job)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll_s)
                 for ref in ready:
-                    run, started_at, t0 = pending.pop(ref)
-                    on_record(self._collect(ref, run, started_at, t0))
-                for ref, (run, started_at, t0) in list(pending.items()):
+                    job, started_at, t0 = pending.pop(ref)
+                    for record in self._collect(ref, job, started_at, t0):
+                        on_record(record)
+                for ref, (job, started_at, t0) in list(pending.items()):
                     waited = time.monotonic() - t0
-                    # Queued tasks wait for resources; the backstop only counts once the run could have run.
-                    if waited > run.time_limit_s + STARTUP_LIMIT_S + BACKSTOP_S + self._queue_allowance(run, runs):
+                    # Queued tasks wait for resources; the backstop only counts once the job could have run.
+                    allowance = self._queue_allowance(job, submitted)
+                    if waited > job.time_limit_s + STARTUP_LIMIT_S + BACKSTOP_S + allowance:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
-                        on_record(failure_record(
-                            run, "timeout", f"Ray task did not return within {waited:.0f} s; cancelled",
-                            self.device, started_at, waited,
-                        ))
+                        for run in job.runs:
+                            on_record(failure_record(
+                                run, "timeout", f"Ray task did not return within {waited:.0f} s; cancelled",
+                                self.device, started_at, waited, len(job.runs),
+                            ))
         finally:
             for ref in pending:  # Ctrl-C or an error in the driver: cancel what is still out there
                 ray.cancel(ref, force=True)
 
     @staticmethod
-    def _queue_allowance(run: PlannedRun, runs: list[PlannedRun]) -> float:
+    def _queue_allowance(job: Job, jobs: list[Job]) -> float:
         """Generous time a task may sit in Ray's queue behind the others (they all start at submission)."""
-        return sum(r.time_limit_s + STARTUP_LIMIT_S for r in runs if r is not run)
+        return sum(j.time_limit_s + STARTUP_LIMIT_S for j in jobs if j is not job)
 
-    def _collect(self, ref: Any, run: PlannedRun, started_at: str, t0: float) -> RunRecord:
+    def _collect(self, ref: Any, job: Job, started_at: str, t0: float) -> list[RunRecord]:
         try:
-            return RunRecord.model_validate_json(self.ray.get(ref))
+            return [RunRecord.model_validate_json(text) for text in self.ray.get(ref)]
         except Exception as err:  # the Ray task itself failed: a node died, the object was lost
             first = str(err).strip().splitlines()[:1]
-            return failure_record(
+            return [failure_record(
                 run, "failed", f"Ray task failed: {type(err).__name__}: {first[0] if first else ''}",
-                self.device, started_at, time.monotonic() - t0,
-            )
+                self.device, started_at, time.monotonic() - t0, len(job.runs),
+            ) for run in job.runs]
 
 
 def _python_path() -> str:

@@ -57,10 +57,80 @@ class PlannedRun:
     method: dict[str, Any]
     task: dict[str, Any]
     time_limit_s: float
+    #: Whether the family can train this method's seeds together as one program (Family.can_batch).
+    batchable: bool = False
 
     @property
     def title(self) -> str:
         return f"{self.task_id} [{self.tier}] {self.method['label']} seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker does as one program: a single run, or several seeds of one (task, method) batched.
+
+    Batching is an execution detail, not part of a result: each run keeps its own key and record, and the
+    record is the same (within floating-point tolerance) as when the run is done alone.
+    """
+
+    runs: tuple[PlannedRun, ...]
+
+    @property
+    def title(self) -> str:
+        if len(self.runs) == 1:
+            return self.runs[0].title
+        first = self.runs[0]
+        seeds = ",".join(str(r.seed) for r in self.runs)
+        return f"{first.task_id} [{first.tier}] {first.method['label']} seeds={seeds}"
+
+    @property
+    def time_limit_s(self) -> float:
+        """A batch may take as long as its runs one after another (the CPU case); a hang is caught later."""
+        return sum(r.time_limit_s for r in self.runs)
+
+    def only(self, runs: list[PlannedRun]) -> Job | None:
+        """This job narrowed to `runs` (the ones it could claim), or None when none is left."""
+        kept = tuple(r for r in self.runs if r in runs)
+        return Job(kept) if kept else None
+
+
+#: How seeds are grouped into jobs: ``auto`` batches where it was measured to help (CUDA), ``on`` wherever
+#: the family allows it, ``off`` never.
+BATCH_POLICIES = ("auto", "on", "off")
+#: Most seeds in one batched program: bounds its memory and how much one failure takes down.
+MAX_BATCH = 16
+
+
+def batching_enabled(policy: str, device: str) -> bool:
+    """Whether `policy` batches seeds on `device`.
+
+    ``auto`` batches on CUDA only. On a GPU a grokking-sized model is launch-bound, so R seeds cost about
+    one; on the CPU it is compute-bound, one process per core already keeps every core busy, and the batch
+    runs until its slowest seed stops: `bench/batched_seeds.py` measured the default grokking tier (3 seeds
+    of AdamW, early stopping) at x0.88 batched against one by one on one core, so the CPU does not batch
+    unless asked (``on``; it does help on tiny tiers, x2.9 on the smoke tier).
+    """
+    if policy not in BATCH_POLICIES:
+        raise BenchmarkError(f"unknown batching policy {policy!r} (use {', '.join(BATCH_POLICIES)})")
+    return policy == "on" or (policy == "auto" and device.startswith("cuda"))
+
+
+def group_jobs(runs: list[PlannedRun], batch: bool, max_batch: int = MAX_BATCH) -> list[Job]:
+    """Seeds of one (task, tier, method) into batched jobs of at most `max_batch` when `batch`; else one
+    job per run. Planning order is kept: a group sits where its first run was planned."""
+    jobs: list[list[PlannedRun]] = []
+    open_groups: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        if not (batch and run.batchable):
+            jobs.append([run])
+            continue
+        group_key = canonical_json([run.task, run.method, run.method_ref, run.hyperparameters])
+        group = open_groups.get(group_key)
+        if group is None or len(group) >= max_batch:
+            group = open_groups[group_key] = []
+            jobs.append(group)
+        group.append(run)
+    return [Job(tuple(group)) for group in jobs]
 
 
 @dataclass
@@ -102,6 +172,7 @@ def plan_runs(
                         f"method {ref!r} is for family {method.family!r}, but task {task.id!r} is {task.family!r}"
                     )
                 continue  # several tasks of several families: each method runs where it fits
+            batchable = get_family(task.family).can_batch(method)
             identity = MethodIdentity(
                 **method.identity(), label=method.label(), ref=ref, source=method_source(method)
             ).model_dump(mode="json")
@@ -125,6 +196,7 @@ def plan_runs(
                         method=identity,
                         task=run_task.model_dump(mode="json"),
                         time_limit_s=run_task.time_limit_s,
+                        batchable=batchable,
                     )
                 )
     if method_refs and not plan.all_keys:
@@ -155,6 +227,7 @@ def make_record(
     started_at: str,
     wall_time_s: float,
     torch_version: str = "unknown",
+    batched_with: int = 1,
 ) -> RunRecord:
     return RunRecord(
         key=run.key,
@@ -175,12 +248,18 @@ def make_record(
         started_at=started_at,
         finished_at=_now(),
         task=run.task,
+        batched_with=batched_with,
     )
 
 
-def failure_record(run: PlannedRun, status: Status, error: str, device: str, started_at: str, wall: float) -> RunRecord:
-    """A record for a run that ended without an outcome: crashed worker, time limit, unreadable result."""
-    return make_record(run, RunOutcome(status=status, error=error), device, started_at, wall)
+def failure_record(
+    run: PlannedRun, status: Status, error: str, device: str, started_at: str, wall: float, batched_with: int = 1
+) -> RunRecord:
+    """A record for a run that ended without an outcome: crashed worker, time limit, unreadable result.
+
+    `wall` is the whole job's wall time; a run of a batch is charged its share, as when it finishes."""
+    return make_record(run, RunOutcome(status=status, error=error), device, started_at, wall / batched_with,
+                       batched_with=batched_with)
 
 
 def resolve_device(requested: str) -> str:
@@ -196,7 +275,9 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def execute_run(run: PlannedRun, device: str, cache_dir: Path, progress: Any = None) -> RunRecord:
+def execute_run(
+    run: PlannedRun, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
+) -> RunRecord:
     """Do one run in this process and return its record, whatever happens inside the method.
 
     An exception raised anywhere in the run (the method's code, or the harness on the method's bad output)
@@ -215,6 +296,7 @@ def execute_run(run: PlannedRun, device: str, cache_dir: Path, progress: Any = N
             device=device,
             cache_dir=cache_dir,
             progress=progress or (lambda done, total: None),
+            compile=compile,
         )
         outcome = family.run(task, method, ctx)
     except Exception as err:
@@ -223,6 +305,43 @@ def execute_run(run: PlannedRun, device: str, cache_dir: Path, progress: Any = N
             status="failed", error=f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
         )
     return make_record(run, outcome, device, started_at, time.perf_counter() - t0, torch.__version__)
+
+
+def execute_job(
+    job: Job, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
+) -> list[RunRecord]:
+    """Do a job in this process: its single run, or its seeds as one program (Family.run_batch).
+
+    In a batch, anything raised before the outcomes exist fails every run of the batch with the same
+    traceback (they share the method's code and the program). Each record carries the batch size and an
+    equal share of the program's wall time, so costs stay comparable with runs done alone.
+    """
+    if len(job.runs) == 1:
+        return [execute_run(job.runs[0], device, cache_dir, progress, compile)]
+    import torch
+
+    first = job.runs[0]
+    started_at, t0 = _now(), time.perf_counter()
+    family = get_family(first.family)
+    seeds = [run.seed for run in job.runs]
+    try:
+        task = family.spec_model.model_validate(first.task)
+        method = resolve_method(first.method_ref, first.hyperparameters)
+        ctx = RunContext(
+            seed=seeds[0], device=device, cache_dir=cache_dir, progress=progress or (lambda done, total: None),
+            compile=compile,
+        )
+        outcomes = family.run_batch(task, method, seeds, ctx)
+        if len(outcomes) != len(seeds):
+            raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
+        outcomes = [RunOutcome(status="failed", error=error) for _ in seeds]
+    share = (time.perf_counter() - t0) / len(seeds)
+    return [
+        make_record(run, outcome, device, started_at, share, torch.__version__, batched_with=len(seeds))
+        for run, outcome in zip(job.runs, outcomes)
+    ]
 
 
 def machine_summary() -> str:

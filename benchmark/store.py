@@ -72,6 +72,11 @@ class RunRecord(BaseModel):
     started_at: str
     finished_at: str
     task: dict[str, Any] = Field(description="The resolved task spec the run used (tier applied).")
+    batched_with: int = Field(
+        default=1, ge=1,
+        description="Seeds trained together in one program with this run (1: alone). The result does not "
+        "depend on it; `wall_time_s` is then the program's wall time divided by it.",
+    )
 
 
 class CorruptRecord(BaseModel):

@@ -176,6 +176,34 @@ def test_retry_failed_redoes_only_failed_and_timed_out_runs(
     assert len(after) == len(before)
 
 
+def test_faults_in_a_batch_of_seeds_end_every_run_of_the_batch(tasks_dir: Path, tmp_path: Path) -> None:
+    """Seeds trained as one program (``--batch-seeds on``) share its fate, each with its own record."""
+    store, log = tmp_path / "store", tmp_path / "starts.log"
+    methods = ("BatchedOk", "BatchedRaises", "BatchedSegfaults", "BatchedHangs")
+    result = cli(tasks_dir, store, log, *methods, extra=("--seeds", "2", "--workers", "2", "--batch-seeds", "on"))
+    assert result.returncode == 3, result.stderr
+    records = intact(store)
+    assert len(records) == 2 * len(methods)
+    assert all(r["batched_with"] == 2 for r in records.values())
+    status = {name: r["status"] for name, r in records.items()}
+    assert status == {
+        "fault-batched-ok/0": "ok", "fault-batched-ok/1": "ok",
+        "fault-batched-raises/0": "failed", "fault-batched-raises/1": "failed",
+        "fault-batched-segfaults/0": "failed", "fault-batched-segfaults/1": "failed",
+        "fault-batched-hangs/0": "timeout", "fault-batched-hangs/1": "timeout",
+    }, {k: records[k]["error"] for k in records}
+    logged = starts(log)
+    assert sorted(tag for tag, *_ in logged if tag != "child") == sorted(  # one program per method: one start
+        ["fault-batched-ok", "fault-batched-raises", "fault-batched-segfaults", "fault-batched-hangs"])
+    for seed in (0, 1):
+        assert records[f"fault-batched-raises/{seed}"]["error"].startswith("ValueError: injected failure")
+        assert "SIGSEGV" in records[f"fault-batched-segfaults/{seed}"]["error"]
+        assert f"batch of 2 runs exceeded its time limit of {2 * TIME_LIMIT_S} s" in (
+            records[f"fault-batched-hangs/{seed}"]["error"])
+    hung = [pid for tag, _, pid, _ in logged if tag in ("fault-batched-hangs", "child")]
+    assert len(hung) == 2 and wait_dead(hung) == []
+
+
 # ---------------------------------------------------------------------------------- the runner killed
 
 
@@ -220,7 +248,9 @@ def test_sigkill_mid_suite_then_resume_does_only_what_is_missing(tasks_dir: Path
 def test_ctrl_c_stops_cleanly_and_reports_what_finished(tasks_dir: Path, tmp_path: Path) -> None:
     store, log = tmp_path / "store", tmp_path / "starts.log"
     args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "3", "--workers", "1"))
-    proc = subprocess.Popen(args, env=_env(log), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # 4 s a run: the two runs left after the first record outlast any scheduling delay on a loaded machine
+    proc = subprocess.Popen(args, env=_env(log, FAULT_SLEEP_S="4"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_records(store, 1, proc)
         proc.send_signal(signal.SIGINT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,17 @@ def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> No
     task = load_task(SPEC).resolve("smoke")
     with pytest.raises(ValueError, match="cannot train several seeds"):
         train_runs(task, resolve_method("grad-norm"), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler (none on PATH)")
+def test_compiled_training_step_matches_eager(tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    task = load_task(SPEC).resolve("smoke")
+    counters.clear()
+    compiled = train_runs(task, resolve_method("adamw"), [0], RunContext(0, "cpu", tmp_path, compile=True))[0]
+    assert counters["stats"]["unique_graphs"] >= 1  # the step really went through torch.compile
+    eager = train_runs(task, resolve_method("adamw"), [0], RunContext(0, "cpu", tmp_path))[0]
+    assert compiled.metrics["steps_run"] == eager.metrics["steps_run"]
+    torch.testing.assert_close(compiled.curves["val_loss"].y, eager.curves["val_loss"].y, rtol=1e-3, atol=1e-4)

@@ -43,3 +43,14 @@ def test_ray_results_have_the_keys_of_local_runs(ray_suite: Suite, tasks_dir: Pa
     again = cli(tasks_dir, store, log, "Ok", "ReadsEnvironment", phase="process")  # the default process executor
     assert again.returncode == 0 and "2 already in" in again.stderr and "0 to do" in again.stderr, again.stderr
 
+
+
+def test_ray_runs_a_batch_of_seeds_as_one_task(tasks_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    store, log = tmp_path / "store", tmp_path / "starts.log"
+    result = cli(tasks_dir, store, log, "BatchedOk", extra=("--executor", "ray", "--seeds", "2", "--batch-seeds", "on"),
+                 RAY_AUTH_MODE="disabled")
+    assert result.returncode == 0, result.stderr
+    records = intact(store)
+    assert sorted(records) == ["fault-batched-ok/0", "fault-batched-ok/1"]
+    assert all(r["status"] == "ok" and r["batched_with"] == 2 for r in records.values())
+    assert [tag for tag, *_ in starts(log)] == ["fault-batched-ok"]  # both seeds in one program

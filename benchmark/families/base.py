@@ -119,6 +119,9 @@ class RunContext:
     device: str
     cache_dir: Path
     progress: Callable[[int, int], None] = lambda done, total: None
+    #: Compile the training step with `torch.compile` where the family supports it (an execution detail,
+    #: like the device: results agree within floating-point tolerance, so it is not part of the run key).
+    compile: bool = False
 
 
 class Family(ABC):
@@ -152,6 +155,16 @@ class Family(ABC):
     @abstractmethod
     def run(self, task: TaskSpec, method: Method, ctx: RunContext) -> RunOutcome:
         """Train and score one (task at a tier, method, seed). Exceptions from the method propagate."""
+
+    def can_batch(self, method: Method) -> bool:
+        """Whether several seeds of `method` can train as one program (see :meth:`run_batch`)."""
+        return False
+
+    def run_batch(self, task: TaskSpec, method: Method, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
+        """Train and score several seeds as one program; one outcome per seed, each equal (within
+        floating-point tolerance) to what :meth:`run` gives that seed alone. Only called when
+        :meth:`can_batch` is true."""
+        raise NotImplementedError(f"family {self.name!r} does not train seeds together")
 
     @abstractmethod
     def columns(self) -> list[Column]:

@@ -290,6 +290,12 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod, seeds: list[int], ctx
     step_flops = 3 * fwd * batch + method.overhead_flops_per_step(runs.base)
     eval_flops = fwd * (n_train + test_x.shape[1])
     tracks = [_Track() for _ in seeds]
+
+    def forward_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _per_run_cross_entropy(runs(x), y)
+
+    if ctx.compile:  # the training step only; evaluation runs every eval_every steps and stays eager
+        forward_loss = torch.compile(forward_loss, dynamic=False)  # type: ignore[assignment]
     t0 = time.perf_counter()
     # A non-finite loss is caught the step it happens on the CPU; on a GPU checking every step would force a
     # host sync per step, so it is checked at each evaluation instead.
@@ -320,7 +326,7 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod, seeds: list[int], ctx
         idx = order[:, cursor : cursor + batch]
         cursor += batch
         x = torch.take_along_dim(train_x, idx.unsqueeze(-1), dim=1)
-        losses = _per_run_cross_entropy(runs(x), torch.take_along_dim(train_y, idx, dim=1))
+        losses = forward_loss(x, torch.take_along_dim(train_y, idx, dim=1))
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         method.after_backward(runs.module, step)  # type: ignore[arg-type]
@@ -392,7 +398,11 @@ class GrokkingFamily(Family):
         return train(task, method, ctx)
 
     def can_batch(self, method: Method) -> bool:
-        return isinstance(method, GrokkingMethod) and method.batchable
+        """Element-wise methods without a `prepare` phase (which sees one run's data) train seeds together."""
+        return (
+            isinstance(method, GrokkingMethod) and method.batchable
+            and type(method).prepare is GrokkingMethod.prepare
+        )
 
     def run_batch(self, task: TaskSpec, method: Method, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
         assert isinstance(task, GrokkingTask) and isinstance(method, GrokkingMethod)

@@ -135,6 +135,28 @@ class ReadsEnvironment(_Logged):
             raise RuntimeError(f"secrets visible to the worker: environ {visible}, /proc/self/environ {initial}")
 
 
+class BatchedOk(_Logged):
+    """Adam, declared batchable: with ``--batch-seeds on`` its seeds train as one program (one start logged)."""
+
+    name = "fault-batched-ok"
+    batchable = True
+
+
+class BatchedRaises(Raises):
+    name = "fault-batched-raises"
+    batchable = True
+
+
+class BatchedSegfaults(Segfaults):
+    name = "fault-batched-segfaults"
+    batchable = True
+
+
+class BatchedHangs(Hangs):
+    name = "fault-batched-hangs"
+    batchable = True
+
+
 class NotAMethod:
     """An object that is not a Method (bad input: the wrong kind of thing)."""
 

@@ -1,0 +1,90 @@
+"""Seeds of one (task, method) as one program: how the runner groups them, and that the result is the same.
+
+Batching is an execution detail: a batched run keeps its own key and record, and its metrics equal those of
+the same run done alone (the family's equivalence is tested in test_grokking; here through the real CLI).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.errors import BenchmarkError
+from benchmark.registry import load_tasks, select_tasks
+from benchmark.runner import Job, batching_enabled, group_jobs, plan_runs
+from benchmark.store import Store
+from tests.test_cli import ROOT, cli
+
+
+def _plan(tmp_path: Path, methods: list[str], seeds: int) -> list:
+    tasks = select_tasks(load_tasks(ROOT / "tasks"), ["grokking/add-mod97"])
+    return plan_runs(tasks, methods, "smoke", Store(tmp_path / "store"), seeds).todo
+
+
+def test_batchable_seeds_are_grouped_and_the_others_stay_alone(tmp_path: Path) -> None:
+    todo = _plan(tmp_path, ["adamw", "muon"], seeds=3)
+    assert [r.batchable for r in todo] == [True] * 3 + [False] * 3  # muon's update is not element-wise
+    jobs = group_jobs(todo, batch=True)
+    assert [[r.seed for r in job.runs] for job in jobs] == [[0, 1, 2], [0], [1], [2]]
+    assert {r.method["name"] for r in jobs[0].runs} == {"adamw"}
+    assert jobs[0].time_limit_s == 3 * todo[0].time_limit_s
+    assert "seeds=0,1,2" in jobs[0].title
+    assert [len(job.runs) for job in group_jobs(todo, batch=False)] == [1] * 6
+
+
+def test_groups_are_capped_and_split_by_method(tmp_path: Path) -> None:
+    todo = _plan(tmp_path, ["adamw", "adam"], seeds=5)
+    jobs = group_jobs(todo, batch=True, max_batch=2)
+    assert [(job.runs[0].method["name"], [r.seed for r in job.runs]) for job in jobs] == [
+        ("adamw", [0, 1]), ("adamw", [2, 3]), ("adamw", [4]), ("adam", [0, 1]), ("adam", [2, 3]), ("adam", [4])
+    ]
+
+
+def test_a_job_narrowed_to_its_claimed_runs(tmp_path: Path) -> None:
+    job = group_jobs(_plan(tmp_path, ["adamw"], seeds=3), batch=True)[0]
+    assert [r.seed for r in job.only([job.runs[2], job.runs[0]]).runs] == [0, 2]  # type: ignore[union-attr]
+    assert job.only([]) is None
+    assert isinstance(job, Job)
+
+
+@pytest.mark.parametrize(("policy", "device", "expected"), [
+    ("auto", "cpu", False), ("auto", "cuda", True), ("auto", "cuda:1", True),
+    ("on", "cpu", True), ("off", "cuda", False),
+])
+def test_batching_policy(policy: str, device: str, expected: bool) -> None:
+    assert batching_enabled(policy, device) is expected
+
+
+def test_unknown_batching_policy_is_an_error() -> None:
+    with pytest.raises(BenchmarkError, match="unknown batching policy"):
+        batching_enabled("sometimes", "cpu")
+
+
+def _records(store: Path) -> dict[int, dict]:
+    result = cli("show", "--runs", "--format", "json", "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    return {r["seed"]: r for r in json.loads(result.stdout)}
+
+
+def test_batched_runs_through_the_cli_equal_runs_done_alone(tmp_path: Path) -> None:
+    batched, alone = tmp_path / "batched", tmp_path / "alone"
+    common = ("run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke", "--seeds", "2",
+              "--device", "cpu", "--quiet")
+    first = cli(*common, "--store", str(batched), "--batch-seeds", "on")
+    assert first.returncode == 0, first.stderr
+    assert "2 run(s) as 1 job(s)" in first.stderr
+    second = cli(*common, "--store", str(alone), "--batch-seeds", "off")
+    assert second.returncode == 0, second.stderr
+    together, separate = _records(batched), _records(alone)
+    assert sorted(together) == sorted(separate) == [0, 1]
+    for seed in (0, 1):
+        a, b = together[seed], separate[seed]
+        assert a["key"] == b["key"]  # batching does not change what a run is
+        assert (a["batched_with"], b["batched_with"]) == (2, 1)
+        assert a["status"] == b["status"] == "ok"
+        assert a["metrics"]["steps_run"] == b["metrics"]["steps_run"]
+        assert a["metrics"]["final_val_acc"] == pytest.approx(b["metrics"]["final_val_acc"], abs=0.01)
+    again = cli(*common, "--store", str(batched), "--batch-seeds", "on")
+    assert again.returncode == 0 and "0 to do" in again.stderr  # the batched records count as done
