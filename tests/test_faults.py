@@ -248,9 +248,10 @@ def test_sigkill_mid_suite_then_resume_does_only_what_is_missing(tasks_dir: Path
 def test_ctrl_c_stops_cleanly_and_reports_what_finished(tasks_dir: Path, tmp_path: Path) -> None:
     store, log = tmp_path / "store", tmp_path / "starts.log"
     args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "3", "--workers", "1"))
-    # 4 s a run: the two runs left after the first record outlast any scheduling delay on a loaded machine
-    proc = subprocess.Popen(args, env=_env(log, FAULT_SLEEP_S="4"), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # A runner started from a terminal has SIGINT at its default; one started by a background job (`cmd &` in a
+    # script, as CI may run the tests) inherits SIG_IGN, and Python then never raises KeyboardInterrupt.
+    proc = subprocess.Popen(args, env=_env(log), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_records(store, 1, proc)
         proc.send_signal(signal.SIGINT)
