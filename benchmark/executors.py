@@ -286,8 +286,8 @@ class ProcessExecutor:
             a.process.join(timeout=10)
             if a.process.is_alive():
                 self._kill(a)
-            a.done = True
-            return records
+            a.done = True  # a run the worker said nothing about is recorded as such, never dropped
+            return records + a.failures("failed", "the worker finished its job without a record for this run")
         wall = time.monotonic() - a.t0
         what = "run" if len(a.job.runs) == 1 else f"batch of {len(a.job.runs)} runs"
         limit = a.job.time_limit_s

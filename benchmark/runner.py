@@ -275,66 +275,39 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def execute_run(
-    run: PlannedRun, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
-) -> RunRecord:
-    """Do one run in this process and return its record, whatever happens inside the method.
-
-    An exception raised anywhere in the run (the method's code, or the harness on the method's bad output)
-    becomes a `failed` record with the traceback; the caller decides where the record goes.
-    """
-    import torch
-
-    started_at, t0 = _now(), time.perf_counter()
-    family = get_family(run.family)
-    try:
-        task = family.spec_model.model_validate(run.task)
-        method = resolve_method(run.method_ref, run.hyperparameters)
-        torch.manual_seed(run.seed)
-        ctx = RunContext(
-            seed=run.seed,
-            device=device,
-            cache_dir=cache_dir,
-            progress=progress or (lambda done, total: None),
-            compile=compile,
-        )
-        outcome = family.run(task, method, ctx)
-    except Exception as err:
-        outcome = RunOutcome(
-            # the innermost frames are the submission's: keep those when the stack is deep
-            status="failed", error=f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
-        )
-    return make_record(run, outcome, device, started_at, time.perf_counter() - t0, torch.__version__)
-
-
 def execute_job(
     job: Job, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
 ) -> list[RunRecord]:
-    """Do a job in this process: its single run, or its seeds as one program (Family.run_batch).
+    """Do a job in this process and return one record per run, whatever happens inside the method.
 
-    In a batch, anything raised before the outcomes exist fails every run of the batch with the same
-    traceback (they share the method's code and the program). Each record carries the batch size and an
-    equal share of the program's wall time, so costs stay comparable with runs done alone.
+    A single run goes through :meth:`Family.run`; several seeds through :meth:`Family.run_batch`, as one
+    program. An exception raised anywhere (the method's code, or the harness on the method's bad output)
+    becomes a `failed` record with the traceback, for every run of the job (in a batch they share the
+    method's code and the program). Each record carries the batch size and an equal share of the wall time,
+    so costs stay comparable with runs done alone; the caller decides where the records go.
     """
-    if len(job.runs) == 1:
-        return [execute_run(job.runs[0], device, cache_dir, progress, compile)]
     import torch
 
     first = job.runs[0]
+    seeds = [run.seed for run in job.runs]
     started_at, t0 = _now(), time.perf_counter()
     family = get_family(first.family)
-    seeds = [run.seed for run in job.runs]
     try:
         task = family.spec_model.model_validate(first.task)
         method = resolve_method(first.method_ref, first.hyperparameters)
+        torch.manual_seed(seeds[0])
         ctx = RunContext(
             seed=seeds[0], device=device, cache_dir=cache_dir, progress=progress or (lambda done, total: None),
             compile=compile,
         )
-        outcomes = family.run_batch(task, method, seeds, ctx)
-        if len(outcomes) != len(seeds):
-            raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
+        if len(seeds) == 1:
+            outcomes = [family.run(task, method, ctx)]
+        else:
+            outcomes = family.run_batch(task, method, seeds, ctx)
+            if len(outcomes) != len(seeds):
+                raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
     except Exception as err:
+        # the innermost frames are the submission's: keep those when the stack is deep
         error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
         outcomes = [RunOutcome(status="failed", error=error) for _ in seeds]
     share = (time.perf_counter() - t0) / len(seeds)

@@ -13,7 +13,7 @@ import pytest
 
 from benchmark.errors import BenchmarkError
 from benchmark.registry import load_tasks, select_tasks
-from benchmark.runner import Job, batching_enabled, group_jobs, plan_runs
+from benchmark.runner import batching_enabled, execute_job, group_jobs, plan_runs
 from benchmark.store import Store
 from tests.test_cli import ROOT, cli
 
@@ -46,7 +46,6 @@ def test_a_job_narrowed_to_its_claimed_runs(tmp_path: Path) -> None:
     job = group_jobs(_plan(tmp_path, ["adamw"], seeds=3), batch=True)[0]
     assert [r.seed for r in job.only([job.runs[2], job.runs[0]]).runs] == [0, 2]  # type: ignore[union-attr]
     assert job.only([]) is None
-    assert isinstance(job, Job)
 
 
 @pytest.mark.parametrize(("policy", "device", "expected"), [
@@ -88,3 +87,13 @@ def test_batched_runs_through_the_cli_equal_runs_done_alone(tmp_path: Path) -> N
         assert a["metrics"]["final_val_acc"] == pytest.approx(b["metrics"]["final_val_acc"], abs=0.01)
     again = cli(*common, "--store", str(batched), "--batch-seeds", "on")
     assert again.returncode == 0 and "0 to do" in again.stderr  # the batched records count as done
+
+
+def test_a_batch_that_returns_too_few_outcomes_fails_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.families.grokking import FAMILY
+
+    monkeypatch.setattr(FAMILY, "run_batch", lambda task, method, seeds, ctx: [])
+    job = group_jobs(_plan(tmp_path, ["adamw"], seeds=2), batch=True)[0]
+    records = execute_job(job, "cpu", tmp_path)
+    assert [(r.seed, r.status, r.batched_with) for r in records] == [(0, "failed", 2), (1, "failed", 2)]
+    assert all("run_batch returned 0 outcomes for 2 seeds" in (r.error or "") for r in records)
