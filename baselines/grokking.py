@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from phenomena_bench.families.grokking.family import GrokkingMethod, TrainingInfo
+from phenomena_bench.models.transformer import OneLayerTransformer
 from pydantic import BaseModel, ConfigDict, Field
-
-from benchmark.families.grokking import GrokkingMethod, TrainingInfo
-from benchmark.models.transformer import OneLayerTransformer
 
 #: FLOPs per parameter of one Adam(W) update (moments, bias correction, sqrt, divide, decay).
 ADAM_FLOPS_PER_PARAM = 12

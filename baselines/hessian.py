@@ -30,11 +30,10 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from phenomena_bench.families.hessian.family import HessianMethod, HVPOracle, ProblemInfo, SpectrumEstimate
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-
-from benchmark.families.hessian import HessianMethod, HVPOracle, ProblemInfo, SpectrumEstimate
 
 
 class _HP(BaseModel):

@@ -28,10 +28,9 @@ from __future__ import annotations
 import math
 
 import torch
+from phenomena_bench.families.mil_dropout.family import DropoutContext, MILDropoutMethod
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-
-from benchmark.families.mil_dropout import DropoutContext, MILDropoutMethod
 
 
 class _Hyper(BaseModel):

@@ -1,6 +1,6 @@
 """Reference pruning methods for the `pruning` family.
 
-Each class answers :meth:`benchmark.families.pruning.PruningMethod.prune` for all target sparsities at once.
+Each class answers :meth:`phenomena_bench.families.pruning.api.PruningMethod.prune` for all target sparsities at once.
 What they claim, and the controls that check the claims:
 
 * ``prune-random`` — uniform random masks, the same sparsity in every layer: the floor.
@@ -24,10 +24,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
-
-from benchmark.families.pruning import (
+from phenomena_bench.families.pruning.family import (
     PruneResult,
     PruningContext,
     PruningMethod,
@@ -37,6 +34,8 @@ from benchmark.families.pruning import (
     shuffle_within_layers,
     sparsity_label,
 )
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 
 class _Frozen(BaseModel):

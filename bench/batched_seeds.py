@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import torch
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.families.grokking.family import train_runs
+from phenomena_bench.registry import load_task, resolve_method
 
 from bench.common import peak_memory_mb, sync
-from benchmark.families.base import RunContext
-from benchmark.families.grokking import train_runs
-from benchmark.registry import resolve_method
-from benchmark.spec import load_task
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 

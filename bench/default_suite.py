@@ -27,14 +27,14 @@ def main() -> None:
     parser.add_argument("--suite", default="default")
     args = parser.parse_args()
     store = args.keep or Path(tempfile.mkdtemp(prefix="phenomena-bench-suite-"))
-    command = [sys.executable, "-m", "benchmark.cli", "run", "--suite", args.suite, "--tier", "default",
+    command = [sys.executable, "-m", "phenomena_bench.cli", "run", "--suite", args.suite, "--tier", "default",
                "--store", str(store), "--device", "cpu"]
     if args.workers:
         command += ["--workers", str(args.workers)]
     t0 = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    runs = json.loads(subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--runs", "--format", "json",
+    runs = json.loads(subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--runs", "--format", "json",
                                       "--store", str(store)], capture_output=True, text=True).stdout)
     per_family: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)

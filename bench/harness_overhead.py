@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 import torch
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.data.modular import make_split
+from phenomena_bench.families.grokking.family import build_model, train
+from phenomena_bench.registry import load_task, resolve_method
 
 from bench.common import matmul_gflops, peak_memory_mb, sync
-from benchmark.data.modular import make_split
-from benchmark.families.base import RunContext
-from benchmark.families.grokking import build_model, train
-from benchmark.registry import resolve_method
-from benchmark.spec import load_task
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 

@@ -1,69 +1,178 @@
-"""Finds the suite's task specs and the installed methods.
+"""Finds families, task specs and methods: what is shipped, and what other packages add.
 
-Tasks are YAML files under a tasks folder (``tasks/`` of the checkout, or ``PHENOMENA_BENCH_TASKS``).
-Methods are entry points in the group ``phenomena_bench.methods``, or ``package.module:attr`` references
-that need no installation (the current directory is importable, as with ``python -m``).
+- **Families** are the sub-packages of :mod:`phenomena_bench.families` (each exposes ``FAMILY``) plus entry
+  points in the group ``phenomena_bench.families`` (``name = "package.module:FAMILY"``), so a family can
+  live in another distribution. The task-spec union is built from them: this is the only module that
+  knows every family.
+- **Task specs** are YAML files shipped as package data (``phenomena_bench/tasks/``, the repository's
+  ``tasks/`` folder), or in a folder of the user's (``--tasks-dir`` replaces the shipped suite,
+  ``--include-path`` adds to it; ``PHENOMENA_BENCH_TASKS`` sets the default folder).
+- **Methods** are the baselines (every public concrete method class in :mod:`phenomena_bench.baselines`,
+  by its ``name``), entry points in the group ``phenomena_bench.methods``, or ``package.module:attr``
+  references that need no installation (the current directory is importable, as with ``python -m``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
+import pkgutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from phenomena_bench.core.errors import BenchmarkError, MethodError, SpecError
+from phenomena_bench.core.family import Family, missing_hooks
+from phenomena_bench.core.method import Method
+from phenomena_bench.core.spec import TIER_NAMES, TaskSpec, format_validation_error, read_yaml_mapping, resolve_tier
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from benchmark.errors import BenchmarkError, MethodError, SpecError
-from benchmark.families import get_family
-from benchmark.families.base import Method
-from benchmark.spec import TaskSpec, format_validation_error, load_task, read_yaml_mapping
-
-ENTRY_POINT_GROUP = "phenomena_bench.methods"
+METHODS_GROUP = "phenomena_bench.methods"
+FAMILIES_GROUP = "phenomena_bench.families"
 TASKS_ENV = "PHENOMENA_BENCH_TASKS"
+SUITES_FILE = "suites.yaml"
+
+# ----------------------------------------------------------------------------------------------- families
+
+
+def _builtin_family_modules() -> dict[str, str]:
+    import phenomena_bench.families as package
+
+    return {
+        info.name: f"{package.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.ispkg and not info.name.startswith("_")
+    }
+
+
+@functools.cache
+def _family_sources() -> dict[str, str]:
+    """Family name → ``module`` (shipped) or ``module:attr`` (entry point). A name used twice is an error."""
+    sources = dict(_builtin_family_modules())
+    for ep in entry_points(group=FAMILIES_GROUP):
+        if ep.name in sources and sources[ep.name] != ep.value:
+            raise BenchmarkError(
+                f"family entry point {ep.name!r} ({ep.value}) reuses the name of a shipped family; rename it"
+            )
+        sources[ep.name] = ep.value
+    return dict(sorted(sources.items()))
+
+
+def family_names() -> list[str]:
+    return list(_family_sources())
+
+
+@functools.cache
+def get_family(name: str) -> Family[Any, Any]:
+    sources = _family_sources()
+    if name not in sources:
+        raise BenchmarkError(f"unknown family {name!r}; known families: {', '.join(sources)}")
+    module_name, _, attr = sources[name].partition(":")
+    family = getattr(importlib.import_module(module_name), attr or "FAMILY")
+    if not isinstance(family, Family) or family.name != name:
+        raise BenchmarkError(f"family {name!r} ({sources[name]}) is not a Family named {name!r}")
+    return family
+
+
+@functools.cache
+def family_spec_models() -> dict[str, type[TaskSpec]]:
+    return {name: get_family(name).spec_model for name in family_names()}
+
+
+# ------------------------------------------------------------------------------------------ task specs
+
+
+@functools.cache
+def task_union() -> TypeAdapter[Any]:
+    """A TypeAdapter over the discriminated union of every family's spec model."""
+    models = family_spec_models()
+    union = Annotated[Union[tuple(models.values())], Field(discriminator="family")]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
+    """Validate a mapping as a task spec, resolving every tier so that tier errors surface now too."""
+    try:
+        spec: TaskSpec = task_union().validate_python(data)
+    except ValidationError as err:
+        raise SpecError(source, format_validation_error(err, union_members=family_spec_models())) from None
+    if not spec.tiers:
+        raise SpecError(source, ["tiers: empty (fix: define smoke, default and full; {} keeps the base values)"])
+    problems: list[str] = []
+    for tier in TIER_NAMES:
+        try:
+            resolve_tier(spec, tier, source)
+        except SpecError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise SpecError(source, problems)
+    return spec
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    return parse_task(read_yaml_mapping(path), str(path))
+
+
+def task_json_schema() -> dict[str, Any]:
+    """JSON Schema of a task spec (all families), for editors and external validators."""
+    schema = task_union().json_schema()
+    schema["title"] = "phenomena-bench task spec"
+    return schema
+
+
+def shipped_tasks_dir() -> Path:
+    """The suite's task specs, installed as package data (the repository's `tasks/` folder)."""
+    return Path(str(files("phenomena_bench.tasks")))
 
 
 def default_tasks_dir() -> Path:
-    """`PHENOMENA_BENCH_TASKS`, else `./tasks` when it exists, else the checkout's `tasks/` folder."""
-    if os.environ.get(TASKS_ENV):
-        return Path(os.environ[TASKS_ENV])
-    if Path("tasks").is_dir():
-        return Path("tasks")
-    return Path(__file__).resolve().parents[1] / "tasks"
+    """`PHENOMENA_BENCH_TASKS` when set, else the shipped suite."""
+    return Path(os.environ[TASKS_ENV]) if os.environ.get(TASKS_ENV) else shipped_tasks_dir()
+
+
+def task_dirs(tasks_dir: Path | None = None, include: Iterable[Path] = ()) -> list[Path]:
+    """The folders to read specs from: `tasks_dir` (or the default), then every `include` folder."""
+    return [tasks_dir or default_tasks_dir(), *include]
 
 
 def task_files(tasks_dir: Path) -> list[Path]:
     if not tasks_dir.is_dir():
         raise BenchmarkError(f"tasks folder {tasks_dir} does not exist (set --tasks-dir or {TASKS_ENV})")
-    return sorted(
-        p for p in tasks_dir.rglob("*.yaml") if not p.name.startswith(".") and p != tasks_dir / SUITES_FILE
-    )
+    return sorted(p for p in tasks_dir.rglob("*.yaml") if not p.name.startswith(".") and p.name != SUITES_FILE)
 
 
-def load_tasks(tasks_dir: Path) -> dict[str, tuple[Path, TaskSpec]]:
-    """Every spec under `tasks_dir` by id. All invalid files are reported together, then raised."""
-    found: dict[str, tuple[Path, TaskSpec]] = {}
+Tasks = dict[str, tuple[Path, TaskSpec]]
+
+
+def load_tasks(tasks_dir: Path | Iterable[Path]) -> Tasks:
+    """Every spec under the folder(s) by id. All invalid files are reported together, then raised."""
+    folders = [tasks_dir] if isinstance(tasks_dir, Path) else list(tasks_dir)
+    found: Tasks = {}
     problems: list[str] = []
-    for path in task_files(tasks_dir):
-        try:
-            spec = load_task(path)
-        except SpecError as err:
-            problems.extend(f"{err.source}: {p}" for p in err.problems)
-            continue
-        if spec.id in found:
-            problems.append(f"{path}: id: {spec.id!r} is also used by {found[spec.id][0]} (fix: make ids unique)")
-            continue
-        found[spec.id] = (path, spec)
+    for folder in folders:
+        for path in task_files(folder):
+            try:
+                spec = load_task(path)
+            except SpecError as err:
+                problems.extend(f"{err.source}: {p}" for p in err.problems)
+                continue
+            if spec.id in found:
+                problems.append(f"{path}: id: {spec.id!r} is also used by {found[spec.id][0]} (fix: make ids unique)")
+                continue
+            found[spec.id] = (path, spec)
     if problems:
         raise BenchmarkError("invalid task specs:\n" + "\n".join(problems))
     return found
 
 
-def select_tasks(tasks: dict[str, tuple[Path, TaskSpec]], ids: list[str] | None) -> list[TaskSpec]:
+def select_tasks(tasks: Tasks, ids: list[str] | None) -> list[TaskSpec]:
     """The named tasks (an id, or a family name for all its tasks), or every task."""
     if not ids:
         return [spec for _, spec in tasks.values()]
@@ -76,41 +185,43 @@ def select_tasks(tasks: dict[str, tuple[Path, TaskSpec]], ids: list[str] | None)
     return chosen
 
 
-SUITES_FILE = "suites.yaml"
-
-
 class Suites(BaseModel):
-    """`tasks/suites.yaml`: named lists of task ids, e.g. `default`, the README's main CPU job."""
+    """`suites.yaml` in a tasks folder: named lists of task ids, e.g. `default`, the README's main CPU job."""
 
     model_config = ConfigDict(extra="forbid")
 
     suites: dict[str, list[str]] = Field(min_length=1)
 
 
-def load_suites(tasks_dir: Path, tasks: dict[str, tuple[Path, TaskSpec]]) -> dict[str, list[str]]:
-    path = tasks_dir / SUITES_FILE
-    if not path.is_file():
-        return {}
-    try:
-        suites = Suites.model_validate(read_yaml_mapping(path)).suites
-    except ValidationError as err:
-        raise SpecError(str(path), format_validation_error(err, model=Suites)) from None
-    problems = [
-        f"suites.{name}: unknown task {task_id!r} (fix: use an id from `phenomena-bench tasks`)"
-        for name, ids in suites.items()
-        for task_id in ids
-        if task_id not in tasks
-    ]
-    if problems:
-        raise SpecError(str(path), problems)
-    return suites
+def load_suites(tasks_dir: Path | Iterable[Path], tasks: Tasks) -> dict[str, list[str]]:
+    """The suites of every folder (a later folder's suite of the same name replaces an earlier one's)."""
+    folders = [tasks_dir] if isinstance(tasks_dir, Path) else list(tasks_dir)
+    merged: dict[str, list[str]] = {}
+    for folder in folders:
+        path = folder / SUITES_FILE
+        if not path.is_file():
+            continue
+        try:
+            suites = Suites.model_validate(read_yaml_mapping(path)).suites
+        except ValidationError as err:
+            raise SpecError(str(path), format_validation_error(err, model=Suites)) from None
+        problems = [
+            f"suites.{name}: unknown task {task_id!r} (fix: use an id from `phenomena-bench tasks`)"
+            for name, ids in suites.items()
+            for task_id in ids
+            if task_id not in tasks
+        ]
+        if problems:
+            raise SpecError(str(path), problems)
+        merged.update(suites)
+    return merged
 
 
-def suite_task_ids(tasks_dir: Path, tasks: dict[str, tuple[Path, TaskSpec]], name: str) -> list[str]:
+def suite_task_ids(tasks_dir: Path | Iterable[Path], tasks: Tasks, name: str) -> list[str]:
     suites = load_suites(tasks_dir, tasks)
     if name not in suites:
         known = ", ".join(suites) or "none defined"
-        raise BenchmarkError(f"unknown suite {name!r} in {tasks_dir / SUITES_FILE} (known: {known})")
+        raise BenchmarkError(f"unknown suite {name!r} (known: {known})")
     return suites[name]
 
 
@@ -125,6 +236,9 @@ class MethodInfo:
     version: str
     description: str
     source: str | None
+
+
+MethodObject = type[Method[Any]] | Method[Any]
 
 
 def _import_ref(ref: str) -> Any:
@@ -143,22 +257,38 @@ def _import_ref(ref: str) -> Any:
         raise MethodError(f"method {ref!r}: module {module_name!r} has no attribute {attr!r}") from None
 
 
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _is_baseline(obj: Any, module_name: str) -> bool:
+    return (
+        inspect.isclass(obj)
+        and issubclass(obj, Method)
+        and obj.__module__ == module_name
+        and not obj.__name__.startswith("_")
+        and "name" in obj.__dict__
+        and not inspect.isabstract(obj)
+    )
 
 
-def load_method_class(ref: str) -> type[Method] | Method:
-    """The object a reference names: an entry-point name, or `module:attr`."""
-    if ":" in ref:
-        obj = _import_ref(ref)
-    else:
-        eps = _entry_points()
-        if ref not in eps:
-            raise MethodError(f"unknown method {ref!r}; see `phenomena-bench methods` or name it as module:attr")
-        try:
-            obj = eps[ref].load()
-        except Exception as err:
-            raise MethodError(f"method {ref!r}: its entry point {eps[ref].value} failed to load ({err})") from None
+@functools.cache
+def baseline_classes() -> dict[str, type[Method[Any]]]:
+    """The shipped reference methods by name: every public concrete Method class in the baselines package."""
+    import phenomena_bench.baselines as package
+
+    found: dict[str, type[Method[Any]]] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for obj in vars(module).values():
+            if _is_baseline(obj, module.__name__):
+                if obj.name in found:
+                    raise BenchmarkError(f"two baselines are named {obj.name!r}: {found[obj.name]} and {obj}")
+                found[obj.name] = obj
+    return dict(sorted(found.items()))
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=METHODS_GROUP)}
+
+
+def _check_method_object(ref: str, obj: Any) -> MethodObject:
     if not (isinstance(obj, Method) or (inspect.isclass(obj) and issubclass(obj, Method))):
         raise MethodError(
             f"method {ref!r} is a {type(obj).__name__}, not a phenomena_bench Method (subclass a family's method base)"
@@ -166,13 +296,40 @@ def load_method_class(ref: str) -> type[Method] | Method:
     return obj
 
 
-def resolve_method(ref: str, hyperparameters: dict[str, Any] | None = None) -> Method:
+def load_method_class(ref: str) -> MethodObject:
+    """The object a reference names: a baseline's or an entry point's name, or `module:attr`."""
+    if ":" in ref:
+        return _check_method_object(ref, _import_ref(ref))
+    baselines = baseline_classes()
+    eps = _entry_points()
+    if ref in baselines:
+        if ref in eps:
+            raise MethodError(
+                f"entry point {ref!r} ({eps[ref].value}) reuses the name of a baseline; the submission must rename it"
+            )
+        return baselines[ref]
+    if ref not in eps:
+        raise MethodError(f"unknown method {ref!r}; see `phenomena-bench methods` or name it as module:attr")
+    try:
+        obj = eps[ref].load()
+    except Exception as err:
+        raise MethodError(f"method {ref!r}: its entry point {eps[ref].value} failed to load ({err})") from None
+    return _check_method_object(ref, obj)
+
+
+def resolve_method(ref: str, hyperparameters: dict[str, Any] | None = None) -> Method[Any]:
     """A checked method instance: resolved, hyperparameters validated, its family's protocol satisfied."""
     obj = load_method_class(ref)
+    cls = type(obj) if isinstance(obj, Method) else obj
+    missing = missing_hooks(cls)
+    if missing:
+        family = getattr(cls, "family", "?")
+        raise MethodError(
+            f"method {ref!r}: class {cls.__module__}.{cls.__qualname__} does not implement the {family} hook(s) "
+            f"{', '.join(missing)}"
+        )
     if isinstance(obj, Method):
-        if hyperparameters:
-            obj = type(obj)(**{**obj.hp.model_dump(), **hyperparameters})
-        method = obj
+        method = type(obj)(**{**obj.hp.model_dump(), **(hyperparameters or {})}) if hyperparameters else obj
     else:
         method = obj(**(hyperparameters or {}))
     family = getattr(method, "family", None)
@@ -183,34 +340,35 @@ def resolve_method(ref: str, hyperparameters: dict[str, Any] | None = None) -> M
     return method
 
 
-def method_source(method: Method) -> str | None:
+def method_source(method: Method[Any]) -> str | None:
     try:
         return inspect.getsourcefile(type(method))
     except TypeError:
         return None
 
 
+def _info(ref: str, obj: MethodObject) -> MethodInfo:
+    cls = obj if inspect.isclass(obj) else type(obj)
+    return MethodInfo(
+        ref=ref,
+        name=cls.name,
+        family=cls.family,
+        version=str(cls.version),
+        description=cls.description,
+        source=inspect.getsourcefile(cls),
+    )
+
+
 def list_methods() -> tuple[list[MethodInfo], list[str]]:
     """Installed methods, and one line per entry point that failed to load (so one broken one hides nothing)."""
-    infos: list[MethodInfo] = []
+    infos = [_info(name, cls) for name, cls in baseline_classes().items()]
     problems: list[str] = []
     for name in sorted(_entry_points()):
         try:
-            obj = load_method_class(name)
-            cls = obj if inspect.isclass(obj) else type(obj)
-            infos.append(
-                MethodInfo(
-                    ref=name,
-                    name=cls.name,
-                    family=cls.family,
-                    version=str(cls.version),
-                    description=cls.description,
-                    source=inspect.getsourcefile(cls),
-                )
-            )
+            infos.append(_info(name, load_method_class(name)))
         except (MethodError, AttributeError) as err:
             problems.append(str(err))
-    return infos, problems
+    return sorted(infos, key=lambda i: i.ref), problems
 
 
 def methods_for_family(family: str) -> list[str]:

@@ -19,15 +19,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from phenomena_bench.core.atomic import atomic_write_text
+from phenomena_bench.core.errors import StoreError
+from phenomena_bench.core.family import Scalar, Status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from benchmark.errors import StoreError
-from benchmark.families.base import Scalar, Status
 
 DEFAULT_STORE = "results"
 STORE_ENV = "PHENOMENA_BENCH_STORE"
@@ -144,19 +143,7 @@ class Store:
     def put(self, record: RunRecord) -> Path:
         """Write `record` atomically: temp file in the same folder, fsync, rename."""
         target = self.path_for(record.key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        payload = record.model_dump_json(indent=1)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.key}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic_write_text(target, record.model_dump_json(indent=1))
 
     def delete(self, key: str) -> None:
         self.path_for(key).unlink(missing_ok=True)

@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.registry import load_tasks, select_tasks
+from phenomena_bench.run.execute import execute_job
+from phenomena_bench.run.plan import batching_enabled, group_jobs, plan_runs
+from phenomena_bench.store import Store
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import load_tasks, select_tasks
-from benchmark.runner import batching_enabled, execute_job, group_jobs, plan_runs
-from benchmark.store import Store
 from tests.test_cli import ROOT, cli
 
 
@@ -90,7 +91,7 @@ def test_batched_runs_through_the_cli_equal_runs_done_alone(tmp_path: Path) -> N
 
 
 def test_a_batch_that_returns_too_few_outcomes_fails_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.families.grokking import FAMILY
+    from phenomena_bench.families.grokking.family import FAMILY
 
     monkeypatch.setattr(FAMILY, "run_batch", lambda task, method, seeds, ctx: [])
     job = group_jobs(_plan(tmp_path, ["adamw"], seeds=2), batch=True)[0]

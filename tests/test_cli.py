@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "phenomena_bench.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env=full_env)
 
 
@@ -119,7 +119,7 @@ def test_unknown_method_and_task(tmp_path: Path) -> None:
 def test_method_for_another_family(tmp_path: Path) -> None:
     module = tmp_path / "other_family_method.py"
     module.write_text(textwrap.dedent("""
-        from benchmark.families.base import Method
+        from phenomena_bench.core.method import Method
 
         class Elsewhere(Method):
             name = "elsewhere"
@@ -135,7 +135,7 @@ def test_module_attr_method_runs_without_installing(tmp_path: Path) -> None:
     module = tmp_path / "my_sgd.py"
     module.write_text(textwrap.dedent("""
         import torch
-        from benchmark.families.grokking import GrokkingMethod
+        from phenomena_bench.families.grokking.family import GrokkingMethod
 
         class PlainSGD(GrokkingMethod):
             name = "plain-sgd"

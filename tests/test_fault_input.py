@@ -12,10 +12,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from benchmark.cli import main
-from benchmark.errors import SpecError
-from benchmark.spec import load_task
+from phenomena_bench.cli import main
+from phenomena_bench.core.errors import SpecError
+from phenomena_bench.registry import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = ROOT / "tests" / "fault_methods"
@@ -44,7 +43,7 @@ def _fault_methods_importable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("grokking_faults:NotAMethod", [], "not a phenomena_bench Method"),
         ("no_such_module_xyz:Thing", [], "cannot import module 'no_such_module_xyz'"),
         ("grokking_faults:BadHyperparameters", ["--hp", "lr=-1"], "'fault-hp': invalid hyperparameters: lr: Input"),
-        ("grokking_faults:BadHyperparameters", ["--hp", "momentum=0.9"], "invalid hyperparameters: momentum"),
+        ("grokking_faults:BadHyperparameters", ["--hp", "momentum=0.9"], "unknown hyperparameter(s) momentum (allowed: lr)"),
         ("grokking_faults:BadHyperparameters", ["--hp", "lr"], "--hp 'lr': write KEY=VALUE"),
         ("mil-none", [], "is for family 'mil_dropout'"),
     ],

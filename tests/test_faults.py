@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from benchmark.store import Store
+from phenomena_bench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = ROOT / "tests" / "fault_methods"
@@ -52,7 +51,7 @@ def _env(log: Path, phase: str = "1", **extra: str) -> dict[str, str]:
 
 
 def _run_args(tasks_dir: Path, store: Path, *methods: str, extra: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "benchmark.cli", "run", "--tasks-dir", str(tasks_dir), "--task", TASK,
+    return [sys.executable, "-m", "phenomena_bench.cli", "run", "--tasks-dir", str(tasks_dir), "--task", TASK,
             "--method", *(f"grokking_faults:{m}" for m in methods), "--tier", "smoke", "--store", str(store),
             "--device", "cpu", "--quiet", "--format", "json", *extra]
 
@@ -285,7 +284,7 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
     assert cli(tasks_dir, store, log, "Ok", extra=("--executor", "local")).returncode == 0
     (path,) = list((store / "runs").glob("*/*.json"))
     path.write_text(path.read_text()[:100])  # torn
-    shown = subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--store", str(store)],
+    shown = subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store)],
                            capture_output=True, text=True, cwd=ROOT)
     assert shown.returncode == 0 and f"{path}: corrupt record, not trusted" in shown.stderr
     redo = cli(tasks_dir, store, log, "Ok", extra=("--executor", "local"), phase="redo")
@@ -297,7 +296,7 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
 
 def test_ray_missing_is_a_one_line_error(tmp_path: Path) -> None:
     """With Ray hidden, `--executor ray` names the extra to install instead of a traceback."""
-    code = ("import sys; sys.modules['ray'] = None; from benchmark.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from phenomena_bench.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
     result = subprocess.run(
         [sys.executable, "-c", code, "run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke",

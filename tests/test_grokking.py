@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from phenomena_bench.baselines.grokking import AdamW, GradNorm, GrokfastEMA, GrokfastMA, newton_schulz
+from phenomena_bench.core.errors import MethodError
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.data.modular import all_pairs, make_split
+from phenomena_bench.families.grokking.family import FAMILY, TrainingInfo, first_crossing, first_held, train_runs
+from phenomena_bench.models.transformer import OneLayerTransformer
+from phenomena_bench.registry import load_task, resolve_method
 from torch.utils.flop_counter import FlopCounterMode
-
-from baselines.grokking import AdamW, GradNorm, GrokfastEMA, GrokfastMA, newton_schulz
-from benchmark.data.modular import all_pairs, make_split
-from benchmark.errors import MethodError
-from benchmark.families.base import RunContext
-from benchmark.families.grokking import FAMILY, TrainingInfo, first_crossing, first_held, train_runs
-from benchmark.models.transformer import OneLayerTransformer
-from benchmark.registry import resolve_method
-from benchmark.spec import load_task
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", seed=0)

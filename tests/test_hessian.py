@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-
-from baselines.hessian import Eigsh, Hutchinson, Lanczos, PowerIteration, ZeroHVPFloor
-from benchmark.families.base import RunContext
-from benchmark.families.hessian import (
+from phenomena_bench.baselines.hessian import Eigsh, Hutchinson, Lanczos, PowerIteration, ZeroHVPFloor
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.core.spec import TIER_NAMES
+from phenomena_bench.families.hessian.checkpoints import HessianData, HessianModel, digits_split, loss_value
+from phenomena_bench.families.hessian.family import (
     FAMILY,
     BudgetExceededError,
     HessianMethod,
@@ -25,11 +26,8 @@ from benchmark.families.hessian import (
     ProblemInfo,
     SpectrumEstimate,
 )
-from benchmark.hessian_checkpoints import HessianData, HessianModel, digits_split, loss_value
-from benchmark.hessian_truth import GroundTruthError, cached_truth, compute_truth, dense_hessian
-from benchmark.hvp_oracle import reverse_over_reverse_hvp
-from benchmark.spec import TIER_NAMES, load_task
-from benchmark.spectral import (
+from phenomena_bench.families.hessian.oracle import reverse_over_reverse_hvp
+from phenomena_bench.families.hessian.spectral import (
     density_scores,
     kolmogorov_smirnov,
     relative_error,
@@ -38,6 +36,8 @@ from benchmark.spectral import (
     topk_relative_error,
     wasserstein1,
 )
+from phenomena_bench.families.hessian.truth import GroundTruthError, cached_truth, compute_truth, dense_hessian
+from phenomena_bench.registry import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = sorted((ROOT / "tasks" / "hessian").glob("*.yaml"))
@@ -308,13 +308,13 @@ def test_overrunning_a_budget_is_recorded_not_truncated(cache_dir: Path) -> None
 
 def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "benchmark.cli", "run", "--task", "hessian/digits-tanh-ce-init",
+    command = [sys.executable, "-m", "phenomena_bench.cli", "run", "--task", "hessian/digits-tanh-ce-init",
                "--method", "hessian-lanczos", "hessian-hutchinson", "--tier", "smoke", "--store", str(store),
                "--device", "cpu", "--executor", "local", "--quiet", "--format", "json",
                "--tasks-dir", str(ROOT / "tasks")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    shown = subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--store", str(store), "--format", "json"],
+    shown = subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
     records = [json.loads(p.read_text()) for p in (store / "runs").glob("*/*.json")]
@@ -327,7 +327,7 @@ def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["hessian-power-deflated", "hessian-hutchpp", "hessian-slq"])
 def test_remaining_baselines_stay_within_budget_and_score(name: str, cache_dir: Path) -> None:
-    from benchmark.registry import resolve_method
+    from phenomena_bench.registry import resolve_method
 
     result = _run(resolve_method(name), cache_dir)
     assert result["status"] == "ok"

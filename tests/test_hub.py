@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from benchmark import hub
-from benchmark.errors import BenchmarkError
-from benchmark.store import MethodIdentity, RunRecord, Store
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.report import hub
+from phenomena_bench.store import MethodIdentity, RunRecord, Store
 
 pytest.importorskip("pyarrow")
 datasets = pytest.importorskip("datasets")
@@ -255,11 +254,13 @@ def test_pull_from_the_hub_merges_by_run_key(folder: hub.DatasetFolder, fake_hub
                                              capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
+    from phenomena_bench.cli import publish as publish_cli
+
     hub.push_folder(folder, REPO)  # what is published is what pull reads back
     store = Store(tmp_path / "store")
     store.put(all_records()[1])
     args = argparse.Namespace(store=str(tmp_path / "store"), from_dir=None, repo_id=REPO, revision=None)
-    assert hub._cmd_pull(args) == 0
+    assert publish_cli.pull_(args) == 0
     assert "5 added" in capsys.readouterr().out
     assert {r.key: r for r in store.records()} == {r.key: r for r in all_records()}
     assert any(url.endswith("/data/runs.parquet") for _, url in fake_hub.requests)
@@ -272,7 +273,7 @@ def test_cli_dry_run_and_pull(tmp_path: Path) -> None:
         store.put(r)
     out = tmp_path / "folder"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    cli = [sys.executable, "-m", "benchmark.cli"]
+    cli = [sys.executable, "-m", "phenomena_bench.cli"]
     res = subprocess.run([*cli, "publish", "--repo-id", REPO, "--dry-run", "--out", str(out), "--store",
                           str(tmp_path / "store")], capture_output=True, text=True, timeout=300, env=env)
     if res.returncode != 0 and "invalid choice" in res.stderr:

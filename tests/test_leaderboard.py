@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-
-from benchmark import leaderboard, stats
-from benchmark.families.base import Column
-from benchmark.store import MethodIdentity, RunRecord, Store
+from phenomena_bench.analysis import statistics as stats
+from phenomena_bench.core.family import Column
+from phenomena_bench.report import site as leaderboard
+from phenomena_bench.store import MethodIdentity, RunRecord, Store
 
 EVIL = "<script>alert(1)</script>"
 
@@ -236,7 +236,7 @@ def test_markdown_has_every_task_and_escapes() -> None:
 
 def test_cli_build_and_markdown(tmp_path: Path) -> None:
     """Through the real CLI and family registry: grokking records in a store give a site and Markdown."""
-    from benchmark.families import family_names
+    from phenomena_bench.registry import family_names
 
     if "grokking" not in family_names():
         pytest.skip("the grokking family is not registered")
@@ -247,7 +247,7 @@ def test_cli_build_and_markdown(tmp_path: Path) -> None:
                                          "fitted": True, "gflops_to_target": 1.5},
                          task="add-mod97", family="grokking", curves=grok_curves(2)))
     out = tmp_path / "site"
-    cmd = [sys.executable, "-m", "benchmark.cli", "leaderboard"]
+    cmd = [sys.executable, "-m", "phenomena_bench.cli", "leaderboard"]
     res = subprocess.run([*cmd, "build", "--out", str(out), "--store", str(tmp_path / "store")],
                          capture_output=True, text=True, timeout=120)
     if res.returncode != 0 and "invalid choice" in res.stderr:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from phenomena_bench.report import site as leaderboard
 
-from benchmark import leaderboard
 from tests.test_leaderboard import EVIL, FAMILIES, site_records
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

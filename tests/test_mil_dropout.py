@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import phenomena_bench.baselines.mil_dropout as B
 import pytest
 import torch
-from sklearn.datasets import load_digits
-from torch import nn
-
-import baselines.mil_dropout as B
-from benchmark.data.bags import (
+from phenomena_bench.core.errors import MethodError, SpecError
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.data.bags import (
     Bags,
     NoiseModel,
     digit_pools,
@@ -27,10 +26,10 @@ from benchmark.data.bags import (
     stratified_folds,
     to_padded,
 )
-from benchmark.errors import MethodError, SpecError
-from benchmark.families.base import RunContext
-from benchmark.families.mil_dropout import FAMILY, DropoutContext, MILDropoutMethod, make_splits
-from benchmark.spec import load_task
+from phenomena_bench.families.mil_dropout.family import FAMILY, DropoutContext, MILDropoutMethod, make_splits
+from phenomena_bench.registry import load_task
+from sklearn.datasets import load_digits
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "mil_dropout"
@@ -341,7 +340,7 @@ def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> 
 
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--task", "mil_dropout/digits-bags", "--method", "mil-none",
+    cmd = [sys.executable, "-m", "phenomena_bench.cli", "run", "--task", "mil_dropout/digits-bags", "--method", "mil-none",
            "mil-mildropout-k1", "--tier", "smoke", "--store", str(store), "--tasks-dir", str(ROOT / "tasks"),
            "--device", "cpu", "--executor", "local", "--quiet", "--format", "json"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)

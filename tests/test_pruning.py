@@ -8,16 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import phenomena_bench.baselines.pruning as B
 import pytest
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
-
-import baselines.pruning as B
-from benchmark.data.digits import load_digits_arrays, load_digits_split
-from benchmark.errors import MethodError
-from benchmark.families.base import RunContext
-from benchmark.families.pruning import (
+from phenomena_bench.core.errors import MethodError
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.data.digits import load_digits_arrays, load_digits_split
+from phenomena_bench.families.pruning.family import (
     FAMILY,
     PruneResult,
     PruningContext,
@@ -34,8 +32,9 @@ from benchmark.families.pruning import (
     random_masks,
     shuffle_within_layers,
 )
-from benchmark.models.mlp import MLP
-from benchmark.spec import load_task
+from phenomena_bench.models.mlp import MLP
+from phenomena_bench.registry import load_task
+from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "pruning"
@@ -124,7 +123,7 @@ def test_digits_arrays_and_stratified_split() -> None:
 
 
 def test_mnist1d_generated_locally_and_cached(tmp_path: Path) -> None:
-    from benchmark.data.mnist1d import load_mnist1d
+    from phenomena_bench.data.mnist1d import load_mnist1d
 
     first = load_mnist1d(cache_dir=tmp_path)
     assert first.x_train.shape == (4000, 40) and first.x_test.shape == (1000, 40) and first.num_classes == 10
@@ -258,7 +257,7 @@ def test_rewinding_restores_the_saved_weights(cache_dir: Path) -> None:
 def test_search_budget_is_enforced(cache_dir: Path) -> None:
     ctx = make_context(smoke_task(search_budget=1.5), seed=0, device="cpu", cache_dir=cache_dir)
     ctx.train()
-    from benchmark.families.pruning import SearchBudgetExceeded
+    from phenomena_bench.families.pruning.family import SearchBudgetExceeded
 
     with pytest.raises(SearchBudgetExceeded):
         ctx.train()
@@ -528,11 +527,11 @@ def test_method_identity_is_stable() -> None:
 @pytest.mark.skipif(not (ROOT / "benchmark" / "cli.py").exists(), reason="the CLI is not written yet")
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--task", "pruning/digits-mlp", "--method", "prune-snip",
+    cmd = [sys.executable, "-m", "phenomena_bench.cli", "run", "--task", "pruning/digits-mlp", "--method", "prune-snip",
            "--tier", "smoke", "--seeds", "1", "--store", str(store), "--device", "cpu"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    show = subprocess.run([sys.executable, "-m", "benchmark.cli", "show", "--store", str(store), "--format", "json"],
+    show = subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert show.returncode == 0, show.stderr[-2000:]
     assert "prune-snip" in show.stdout and "auc_log_compression" in show.stdout

@@ -9,10 +9,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from benchmark.errors import SpecError
-from benchmark.registry import load_tasks
-from benchmark.spec import load_task, parse_task, task_json_schema
+from phenomena_bench.core.errors import SpecError
+from phenomena_bench.registry import load_task, load_tasks, parse_task, task_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 GROKKING_SPEC = ROOT / "tasks" / "grokking" / "add-mod97.yaml"

@@ -9,10 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
-
-from benchmark import stats
-from benchmark.families.base import Column
-from benchmark.store import MethodIdentity, RunRecord
+from phenomena_bench.analysis import statistics as stats
+from phenomena_bench.core.family import Column
+from phenomena_bench.store import MethodIdentity, RunRecord
 
 
 @dataclass

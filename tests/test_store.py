@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from benchmark.errors import StoreError
-from benchmark.store import MethodIdentity, RunRecord, Store
+from phenomena_bench.core.errors import StoreError
+from phenomena_bench.store import MethodIdentity, RunRecord, Store
 
 
 def _record(key: str = "ab" + "0" * 62, status: str = "ok") -> RunRecord:

@@ -33,9 +33,8 @@ from typing import Literal
 
 import numpy as np
 import torch
+from phenomena_bench.data.digits import load_digits_arrays
 from sklearn.model_selection import StratifiedKFold, train_test_split
-
-from benchmark.data.digits import load_digits_arrays
 
 ClassicName = Literal["musk1", "musk2", "elephant"]
 CLASSIC_DATASETS: tuple[ClassicName, ...] = ("musk1", "musk2", "elephant")

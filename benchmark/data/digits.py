@@ -8,8 +8,7 @@ same train and test images. Other families (multiple-instance bags) build on :fu
 from __future__ import annotations
 
 import numpy as np
-
-from benchmark.data.mnist1d import ArraySplit
+from phenomena_bench.data.mnist1d import ArraySplit
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:

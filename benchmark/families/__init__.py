@@ -1,41 +1,8 @@
-"""The phenomenon families: one module each, found by name.
+"""The phenomenon families, one sub-package each.
 
-A family module exposes ``FAMILY``, an instance of :class:`benchmark.families.base.Family`. Adding a family
-is one line in :data:`FAMILY_MODULES` plus its module; everything else (spec union, CLI, runner, tables)
-discovers it from here.
+A family folder holds ``spec.py`` (its spec sections), ``api.py`` (all a submitter reads: the method base
+with its abstract hooks, the context and return types), its training and scoring, and exposes ``FAMILY``
+in its ``__init__``. :mod:`phenomena_bench.registry` finds every folder here, and families installed by
+other packages through the ``phenomena_bench.families`` entry-point group. Adding a family is one folder
+here plus its task YAML under ``tasks/<family>/``.
 """
-
-from __future__ import annotations
-
-import functools
-import importlib
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from benchmark.families.base import Family
-    from benchmark.spec import TaskSpec
-
-FAMILY_MODULES: dict[str, str] = {
-    "hessian": "benchmark.families.hessian",
-    "grokking": "benchmark.families.grokking",
-    "pruning": "benchmark.families.pruning",
-    "mil_dropout": "benchmark.families.mil_dropout",
-}
-
-
-def family_names() -> list[str]:
-    return list(FAMILY_MODULES)
-
-
-@functools.cache
-def get_family(name: str) -> Family:
-    from benchmark.errors import BenchmarkError
-
-    if name not in FAMILY_MODULES:
-        raise BenchmarkError(f"unknown family {name!r}; known families: {', '.join(FAMILY_MODULES)}")
-    return importlib.import_module(FAMILY_MODULES[name]).FAMILY
-
-
-@functools.cache
-def family_spec_models() -> dict[str, type[TaskSpec]]:
-    return {name: get_family(name).spec_model for name in FAMILY_MODULES}

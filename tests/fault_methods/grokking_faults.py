@@ -16,9 +16,8 @@ import time
 from typing import Any
 
 import torch
+from phenomena_bench.families.grokking.family import GrokkingMethod, TrainingInfo
 from pydantic import BaseModel, ConfigDict, Field
-
-from benchmark.families.grokking import GrokkingMethod, TrainingInfo
 
 
 def _log(tag: str, seed: int, pid: int | None = None) -> None:

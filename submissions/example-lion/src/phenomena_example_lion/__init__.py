@@ -8,9 +8,8 @@ The harness owns the data, the model, the training loop and every score.
 from __future__ import annotations
 
 import torch
+from phenomena_bench.families.grokking.family import GrokkingMethod, TrainingInfo
 from pydantic import BaseModel, ConfigDict, Field
-
-from benchmark.families.grokking import GrokkingMethod, TrainingInfo
 
 
 class LionOptimizer(torch.optim.Optimizer):

@@ -1,0 +1,1 @@
+"""From stored run records to results: statistics, typed rows, and the tables built from them."""

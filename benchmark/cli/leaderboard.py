@@ -1,0 +1,63 @@
+"""`phenomena-bench leaderboard build|markdown`: the static site, or the tables as Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, tasks_dirs
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.store import RunRecord
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("leaderboard", help="build the static leaderboard site or Markdown tables")
+    commands = parser.add_subparsers(dest="leaderboard_command", required=True)
+    build = commands.add_parser("build", help="write the static site (HTML, CSS, SVG plots, JSON) into a folder")
+    build.add_argument("--out", required=True, help="folder to write the site into")
+    md = commands.add_parser("markdown", help="print the leaderboard as Markdown tables")
+    md.add_argument("--out", default=None, help="write to this file instead of stdout")
+    for p in (build, md):
+        add_store(p)
+        p.add_argument("--tier", action="append", default=None, help="only this tier (repeatable)")
+    add_tasks_dir(build)
+    build.add_argument("--submissions-dir", default="submissions", help="submission manifests (for 'submitted by')")
+    build.add_argument("--source-url", default=None,
+                       help="base URL of the repository's files, e.g. https://github.com/ORG/REPO/blob/main/")
+    build.set_defaults(func=build_site)
+    md.set_defaults(func=markdown)
+
+
+def _records(args: argparse.Namespace) -> list[RunRecord]:
+    records, corrupt = store_of(args).scan()
+    for c in corrupt:
+        print(f"leaderboard: skipping {c.reason}", file=sys.stderr)
+    return [r for r in records if not args.tier or r.tier in args.tier]
+
+
+def build_site(args: argparse.Namespace) -> int:
+    from phenomena_bench.report import site
+
+    records = _records(args)
+    if args.source_url and not site.safe_url(args.source_url):
+        raise BenchmarkError(f"--source-url {args.source_url!r} is not an absolute http(s) URL")
+    data = site.collect(records, tasks_dir=tasks_dirs(args), submissions_dir=Path(args.submissions_dir),
+                        source_url=args.source_url)
+    pages = site.build_site(data, Path(args.out))
+    print(f"wrote {len(pages)} pages from {len(records)} records to {args.out} (open {Path(args.out) / 'index.html'})")
+    return 0
+
+
+def markdown(args: argparse.Namespace) -> int:
+    from phenomena_bench.analysis import statistics as stats
+    from phenomena_bench.report import site
+
+    records = _records(args)
+    rows = stats.aggregate(records)
+    text = site.markdown(rows, stats.family_summary(rows, records))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

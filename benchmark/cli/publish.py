@@ -1,0 +1,92 @@
+"""`phenomena-bench publish` and `pull`: the results store as a Hugging Face dataset, and back.
+
+Needs the `publish` extra (pyarrow, datasets, huggingface_hub); without it these commands say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, tasks_dirs
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.store import RunRecord
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pub = sub.add_parser("publish", help="publish the results store as a Hugging Face dataset")
+    pub.add_argument("--repo-id", required=True, help="dataset repository, ORG/NAME")
+    pub.add_argument("--dry-run", action="store_true", help="build and check the folder, do not push")
+    pub.add_argument("--out", default=None, help="where to build the folder (required with --dry-run)")
+    pub.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing (community)")
+    pub.add_argument("--private", action="store_true", help="create the repository private if it does not exist")
+    pub.add_argument("--message", default=None, help="commit message")
+    pub.add_argument("--tier", action="append", default=None, help="only this tier (repeatable)")
+    pub.add_argument("--no-verify", action="store_true", help="skip reading the folder back with datasets")
+    add_tasks_dir(pub)
+    add_store(pub)
+    pub.set_defaults(func=publish)
+
+    pull = sub.add_parser("pull", help="merge a published results dataset into the local store")
+    pull.add_argument("--repo-id", default=None, help="dataset repository, ORG/NAME")
+    pull.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    pull.add_argument("--from-dir", default=None, help="a dataset folder on disk instead of the Hub")
+    add_store(pull)
+    pull.set_defaults(func=pull_)
+
+
+def _hub():  # type: ignore[no-untyped-def]
+    try:
+        from phenomena_bench.report import hub
+    except ImportError as err:
+        raise BenchmarkError(f"publishing needs the publish extra: pip install 'phenomena-bench[publish]' ({err})")
+    return hub
+
+
+def _records(args: argparse.Namespace) -> list[RunRecord]:
+    records, corrupt = store_of(args).scan()
+    for c in corrupt:
+        print(f"publish: skipping {c.reason}", file=sys.stderr)
+    return [r for r in records if not args.tier or r.tier in args.tier]
+
+
+def publish(args: argparse.Namespace) -> int:
+    hub = _hub()
+    records = _records(args)
+    if not records:
+        raise BenchmarkError(f"store {store_of(args).root} holds no runs to publish")
+    if args.dry_run and not args.out:
+        raise BenchmarkError("--dry-run needs --out DIR (the folder to write instead of pushing)")
+    with tempfile.TemporaryDirectory(prefix="phenomena-bench-publish-") as tmp:
+        out = Path(args.out) if args.out else Path(tmp)
+        folder = hub.build_folder(records, out, repo_id=args.repo_id, tasks_dir=tasks_dirs(args))
+        if not args.no_verify:
+            hub.verify_folder(folder, records)
+        summary = ", ".join(f"{n} {k}" for k, n in folder.counts.items())
+        if args.dry_run:
+            print(f"dry run: wrote {out} ({summary}); would commit {', '.join(folder.files)} to dataset "
+                  f"{args.repo_id}{' as a pull request' if args.create_pr else ''}")
+            return 0
+        url = hub.push_folder(folder, args.repo_id, create_pr=args.create_pr, private=args.private or None,
+                              message=args.message)
+    print(f"published {summary} to {url}")
+    return 0
+
+
+def pull_(args: argparse.Namespace) -> int:
+    hub = _hub()
+    store = store_of(args)
+    if args.from_dir:
+        records = hub.read_runs(Path(args.from_dir))
+        source = args.from_dir
+    else:
+        if not args.repo_id or not hub.REPO_ID_RE.match(args.repo_id):
+            raise BenchmarkError("pull needs --repo-id ORG/NAME (or --from-dir DIR)")
+        with tempfile.TemporaryDirectory(prefix="phenomena-bench-pull-") as tmp:
+            records = hub.read_runs(hub.download_runs(args.repo_id, args.revision, Path(tmp)))
+        source = args.repo_id
+    added, skipped = hub.merge_into_store(records, store)
+    print(f"pulled {len(records)} runs from {source}: {added} added to {store.root}, {skipped} already there")
+    return 0

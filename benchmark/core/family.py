@@ -1,0 +1,134 @@
+"""What every phenomenon family shares, and what it hands the runner.
+
+A *family* owns a protocol: the spec sections it needs (:attr:`Family.spec_model`), the base class its
+methods implement (:attr:`Family.method_base`, defined in the family's ``api.py``), how one run trains and is
+scored (:meth:`Family.run`) and which aggregated columns its results table shows (:meth:`Family.columns`).
+The runner, the store and the CLI know nothing family-specific beyond this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from phenomena_bench.core.curves import Curve
+from phenomena_bench.core.errors import MethodError
+from phenomena_bench.core.method import Method
+from phenomena_bench.core.spec import TaskSpec
+
+Status = Literal["ok", "failed", "timeout", "diverged", "budget_exceeded"]
+STATUSES: tuple[Status, ...] = ("ok", "failed", "timeout", "diverged", "budget_exceeded")
+Scalar = float | int | bool | str | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One aggregated column of a family's results table.
+
+    kind: ``median_iqr`` (median and interquartile range over seeds), ``mean_ci`` (mean and bootstrap
+    interval), ``rate`` (fraction of runs where the boolean metric is true), ``mean``.
+    ``event`` names a boolean metric saying whether the value is an observed event; when it is false the
+    value is censored at the budget (a lower bound) and the column never averages it as if finished.
+    """
+
+    header: str
+    metric: str
+    kind: Literal["median_iqr", "mean_ci", "rate", "mean"]
+    event: str | None = None
+    digits: int = 3
+
+
+@dataclass
+class RunOutcome:
+    """What a family's :meth:`Family.run` returns; the runner adds identity, timing and environment."""
+
+    status: Status = "ok"
+    metrics: dict[str, Scalar] = field(default_factory=dict)
+    curves: dict[str, Curve] = field(default_factory=dict)
+    error: str | None = None
+
+    @classmethod
+    def diverged(cls, reason: str, metrics: dict[str, Scalar] | None = None) -> RunOutcome:
+        """The outcome of a run whose loss or output became non-finite (the one way to report it)."""
+        return cls(status="diverged", metrics=dict(metrics or {}), error=reason)
+
+
+class Diverged(Exception):
+    """Raised inside a run when training (or a method's output) became non-finite: the run ends `diverged`.
+
+    The runner turns it into :meth:`RunOutcome.diverged`, keeping `metrics` measured before it happened.
+    """
+
+    def __init__(self, reason: str, metrics: dict[str, Scalar] | None = None) -> None:
+        super().__init__(reason)
+        self.metrics = dict(metrics or {})
+
+
+@dataclass
+class RunContext:
+    """What the harness gives a family for one run."""
+
+    seed: int
+    device: str
+    cache_dir: Path
+    progress: Callable[[int, int], None] = lambda done, total: None
+    #: Compile the training step with `torch.compile` where the family supports it (an execution detail,
+    #: like the device: results agree within floating-point tolerance, so it is not part of the run key).
+    compile: bool = False
+
+
+TaskT = TypeVar("TaskT", bound=TaskSpec)
+MethodT = TypeVar("MethodT", bound=Method[Any])
+
+
+class Family(ABC, Generic[TaskT, MethodT]):
+    """A phenomenon family: its spec model, its method base, how a run trains and is scored, its table."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    spec_model: ClassVar[type[TaskSpec]]
+    method_base: ClassVar[type[Method[Any]]]
+    #: The metric that ranks methods, and whether lower or higher is better.
+    primary_metric: ClassVar[str]
+    direction: ClassVar[Literal["min", "max"]]
+    #: The baseline every method is compared against on the leaderboard.
+    reference_method: ClassVar[str]
+
+    def check_method(self, method: Method[Any]) -> None:
+        """Raise :class:`MethodError` naming what is wrong if `method` does not implement this protocol."""
+        family = getattr(method, "family", None)
+        label = getattr(method, "name", method)
+        if family != self.name:
+            raise MethodError(f"method {label!r} is for family {family!r}, not {self.name!r}")
+        if not isinstance(method, self.method_base):
+            base = f"{self.method_base.__module__}.{self.method_base.__qualname__}"
+            raise MethodError(f"method {label!r} must subclass {base}")
+        missing = missing_hooks(type(method))
+        if missing:
+            raise MethodError(f"method {label!r} does not implement the {self.name} hook(s) {', '.join(missing)}")
+
+    @abstractmethod
+    def run(self, task: TaskT, method: MethodT, ctx: RunContext) -> RunOutcome:
+        """Train and score one (task at a tier, method, seed). Exceptions from the method propagate."""
+
+    def can_batch(self, method: MethodT) -> bool:
+        """Whether several seeds of `method` can train as one program (see :meth:`run_batch`)."""
+        return False
+
+    def run_batch(self, task: TaskT, method: MethodT, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
+        """Train and score several seeds as one program; one outcome per seed, each equal (within
+        floating-point tolerance) to what :meth:`run` gives that seed alone. Only called when
+        :meth:`can_batch` is true."""
+        raise NotImplementedError(f"family {self.name!r} does not train seeds together")
+
+    @abstractmethod
+    def columns(self) -> list[Column]:
+        """The aggregated columns of this family's results table, primary metric first."""
+
+
+def missing_hooks(cls: type) -> list[str]:
+    """The abstract hooks `cls` leaves unimplemented, as ``name()`` strings (empty when it is complete)."""
+    return sorted(f"{name}()" for name in getattr(cls, "__abstractmethods__", ()))

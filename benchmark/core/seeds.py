@@ -1,0 +1,49 @@
+"""Seed streams: how a run's seed becomes the seeds of its parts.
+
+A run has one seed (0, 1, ...). Everything random in it (the split, the initialisation, the batch order, a
+perturbation) draws from a stream derived from that seed and a label naming the part, so adding a stream
+never shifts another, and no two parts share randomness by accident. Two derivations exist because their
+results are stored: changing either would change finished runs under unchanged keys.
+
+- :func:`derive_seed` hashes the seed with text labels (pruning's masks and batches, bootstrap draws);
+- :func:`stream_rng` / :func:`stream_seed` feed integer parts to NumPy's ``SeedSequence`` (MIL's bags,
+  perturbations and initialisations).
+
+:func:`seed_global_generators` seeds Python's, NumPy's and torch's global generators, for code (a method's)
+that draws from them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+from phenomena_bench.core.hashing import sha256_hex
+
+_MASK_63 = (1 << 63) - 1
+
+
+def derive_seed(seed: int, *labels: object) -> int:
+    """A 63-bit seed from a run seed and labels; stable across processes (unlike Python's salted ``hash``)."""
+    digest = bytes.fromhex(sha256_hex(json.dumps([seed, *[str(x) for x in labels]])))
+    return int.from_bytes(digest[:8], "little") & _MASK_63
+
+
+def stream_rng(*parts: int) -> np.random.Generator:
+    """A NumPy generator for the stream named by integer `parts` (e.g. run seed, stream id, fold)."""
+    return np.random.default_rng(np.random.SeedSequence([int(p) for p in parts]))
+
+
+def stream_seed(*parts: int) -> int:
+    """A 63-bit integer seed (for ``torch.manual_seed``) for the stream named by integer `parts`."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seed_global_generators(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (for code that draws from them)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

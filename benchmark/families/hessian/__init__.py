@@ -1,0 +1,5 @@
+"""The hessian family."""
+
+from phenomena_bench.families.hessian.family import FAMILY
+
+__all__ = ["FAMILY"]

@@ -1,0 +1,167 @@
+"""The networks whose Hessians the hessian family measures: data, loss, training and the cached checkpoint.
+
+Everything here is deterministic on the CPU: scikit-learn's bundled digits (no download), a fixed training
+subset drawn by ``split_seed``, standardised with the subset's own statistics, a float64 :class:`FlatMLP`
+initialised from the run seed, and plain full-batch gradient descent for ``checkpoint_step`` steps. Full
+batch matters twice: the Hessian is that of the whole fixed training loss (no sampling noise, the main
+source of run-to-run variance in the PyHessian issues), and full-batch GD with the squared-error loss at a
+large step size reaches the edge of stability, λ_max ≈ 2/η (Cohen et al. 2021). Checkpoints are always
+trained on the CPU so that the same (spec, seed) names the same parameters on every machine; they are
+cached by content hash next to the ground truth.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from phenomena_bench.core.cache import cache_path, load_arrays, save_arrays
+from phenomena_bench.core.hashing import content_key
+from phenomena_bench.core.spec import StrictModel
+from phenomena_bench.models.flat_mlp import FlatMLP
+from pydantic import Field, field_validator
+
+DIGITS_SIZE = 1797
+DIGITS_FEATURES = 64
+DIGITS_CLASSES = 10
+LossName = Literal["cross_entropy", "mse"]
+#: Bump when the training or data code changes meaning, so cached checkpoints are not reused.
+CHECKPOINT_CODE_VERSION = 1
+
+
+class HessianData(StrictModel):
+    """Which fixed training set defines the loss."""
+
+    dataset: Literal["digits"] = "digits"
+    n_train: int = Field(ge=10, le=DIGITS_SIZE - 100, description="Training points (the Hessian's data).")
+    split_seed: int = Field(default=0, ge=0, description="Fixes which digits form the training subset.")
+
+
+class HessianModel(StrictModel):
+    """An MLP on the 64 digit pixels; no hidden layer with the MSE loss is linear regression (quadratic loss)."""
+
+    hidden: list[int] = Field(description="Hidden widths; [] gives a linear model.")
+    activation: Literal["tanh", "relu"] = "tanh"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, hidden: list[int]) -> list[int]:
+        if any(width < 1 for width in hidden):
+            raise ValueError("every hidden width must be >= 1")
+        return hidden
+
+    def build(self) -> FlatMLP:
+        return FlatMLP((DIGITS_FEATURES, *self.hidden, DIGITS_CLASSES), self.activation)
+
+
+class HessianTraining(StrictModel):
+    """Full-batch gradient descent up to the checkpoint whose Hessian is measured."""
+
+    loss: LossName = "cross_entropy"
+    lr: float = Field(gt=0, le=100, description="Step size η of full-batch GD (edge of stability: λ_max ≈ 2/η).")
+    checkpoint_step: int = Field(ge=0, le=1_000_000, description="GD steps before the checkpoint (0 = init).")
+
+
+@dataclass(frozen=True)
+class DigitsSplit:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@functools.cache
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def digits_split(data: HessianData) -> DigitsSplit:
+    """The fixed training subset (and the remaining digits as a test set, used only to describe checkpoints)."""
+    x, y = _digits_arrays()
+    order = np.random.default_rng(data.split_seed).permutation(len(y))
+    train, test = order[: data.n_train], order[data.n_train :]
+    mean = x[train].mean(axis=0)
+    std = x[train].std(axis=0)
+    std[std == 0] = 1.0  # constant border pixels
+    x = (x - mean) / std
+    as_t = torch.from_numpy
+    return DigitsSplit(as_t(x[train]), as_t(y[train]), as_t(x[test]), as_t(y[test]))
+
+
+def loss_value(loss: LossName, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy, or the mean over samples of ½‖f(x) − onehot(y)‖² (Cohen et al.'s MSE)."""
+    if loss == "cross_entropy":
+        return torch.nn.functional.cross_entropy(outputs, targets)
+    onehot = torch.nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
+    return 0.5 * ((outputs - onehot) ** 2).sum(dim=1).mean()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Parameters θ at the checkpoint and what describes the training that produced them."""
+
+    theta: torch.Tensor
+    key: str
+    train_losses: np.ndarray  # loss before each GD step, then at the checkpoint
+    train_acc: float
+    test_acc: float
+
+
+def checkpoint_payload(data: HessianData, model: HessianModel, training: HessianTraining, seed: int) -> dict[str, Any]:
+    return {
+        "kind": "hessian-checkpoint",
+        "code_version": CHECKPOINT_CODE_VERSION,
+        "data": data.model_dump(mode="json"),
+        "model": model.model_dump(mode="json"),
+        "training": training.model_dump(mode="json"),
+        "seed": seed,
+    }
+
+
+def train_checkpoint(
+    data: HessianData, model: HessianModel, training: HessianTraining, seed: int, cache_dir: Path | None
+) -> Checkpoint:
+    """Train (or load from `cache_dir`) the checkpoint; raises if the loss stops being finite."""
+    key = content_key(checkpoint_payload(data, model, training, seed))
+    split = digits_split(data)
+    net = model.build()
+    path = cache_path(cache_dir, "hessian-checkpoints", key) if cache_dir is not None else None
+    cached = load_arrays(path, key) if path is not None else None
+    if cached is not None:
+        theta = torch.from_numpy(cached["theta"])
+        losses = cached["train_losses"]
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        theta = net.init(generator)
+        losses_list = []
+        for step in range(training.checkpoint_step + 1):
+            theta = theta.detach().requires_grad_(True)
+            value = loss_value(training.loss, net.forward(theta, split.x_train), split.y_train)
+            if not torch.isfinite(value):
+                raise FloatingPointError(
+                    f"training loss became {value.item()} at step {step}: lower training.lr for this task"
+                )
+            losses_list.append(value.item())
+            if step == training.checkpoint_step:
+                break
+            (grad,) = torch.autograd.grad(value, theta)
+            theta = theta.detach() - training.lr * grad
+        theta = theta.detach()
+        losses = np.asarray(losses_list)
+        if path is not None:
+            save_arrays(path, key, {"theta": theta.numpy(), "train_losses": losses})
+    with torch.no_grad():
+        train_acc = (net.forward(theta, split.x_train).argmax(1) == split.y_train).double().mean().item()
+        test_acc = (net.forward(theta, split.x_test).argmax(1) == split.y_test).double().mean().item()
+    return Checkpoint(theta=theta, key=key, train_losses=losses, train_acc=train_acc, test_acc=test_acc)

@@ -1,0 +1,146 @@
+"""Exact Hessian spectra: the ground truth every spectrum estimate is scored against.
+
+For the small networks of the hessian family (P up to ~10^4) the full spectrum is cheap and exact: build the
+dense P×P Hessian column block by column block with forward-over-reverse HVPs (`torch.func.jvp` of
+`torch.func.grad`, vmapped over identity blocks), symmetrise it (the two triangles differ only by rounding),
+and diagonalise it with `torch.linalg.eigh` in float64. The result is checked against the oracle's own,
+independently computed reverse-over-reverse HVPs on random probe vectors; a mismatch is an error, never a
+silently wrong answer. It is computed once per (task, seed, checkpoint) and cached by content hash, storing
+every eigenvalue and the top eigenvectors (enough for every metric; the dense matrix is not kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from phenomena_bench.core.cache import cache_path, load_arrays, save_arrays
+from phenomena_bench.core.hashing import content_key
+from phenomena_bench.families.hessian.oracle import BlockHVP
+
+#: Bump when the construction below changes meaning, so cached spectra are not reused.
+TRUTH_CODE_VERSION = 1
+
+
+class GroundTruthError(RuntimeError):
+    """The dense Hessian disagrees with the HVP oracle: the ground truth cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class HessianTruth:
+    """The exact spectrum: all eigenvalues (descending), the top eigenvectors (P × K, same order)."""
+
+    eigenvalues: np.ndarray
+    top_vectors: np.ndarray
+    probe_rel_err: float
+    asymmetry: float
+
+    @property
+    def lambda_max(self) -> float:
+        return float(self.eigenvalues[0])
+
+    @property
+    def lambda_min(self) -> float:
+        return float(self.eigenvalues[-1])
+
+    @property
+    def trace(self) -> float:
+        return float(self.eigenvalues.sum())
+
+    @property
+    def abs_sum(self) -> float:
+        return float(np.abs(self.eigenvalues).sum())
+
+    @property
+    def negative_fraction(self) -> float:
+        return float((self.eigenvalues < 0).mean())
+
+
+def dense_hessian(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, block_size: int = 256
+) -> torch.Tensor:
+    """The P×P Hessian of `loss_fn` at `theta`, from vmapped forward-over-reverse HVPs on identity blocks."""
+    theta = theta.detach()
+    dim = theta.numel()
+    grad_fn = torch.func.grad(loss_fn)
+
+    def column(v: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(grad_fn, (theta,), (v,))[1]
+
+    columns = torch.func.vmap(column)
+    hessian = torch.empty(dim, dim, dtype=theta.dtype, device=theta.device)
+    eye = torch.eye(dim, dtype=theta.dtype, device=theta.device)
+    for start in range(0, dim, block_size):
+        stop = min(dim, start + block_size)
+        hessian[start:stop] = columns(eye[start:stop])  # rows of H = columns, H being symmetric
+    return hessian
+
+
+def compute_truth(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    theta: torch.Tensor,
+    hvp: BlockHVP,
+    n_top: int,
+    n_probes: int = 3,
+    probe_tol: float = 1e-8,
+    seed: int = 0,
+) -> HessianTruth:
+    """Dense Hessian → symmetrise → float64 `eigh`; verified against `hvp` on `n_probes` Gaussian vectors."""
+    hessian = dense_hessian(loss_fn, theta)
+    scale = torch.linalg.matrix_norm(hessian).item()
+    asymmetry = torch.linalg.matrix_norm(hessian - hessian.T).item() / max(scale, 1e-300)
+    hessian = 0.5 * (hessian + hessian.T)
+    generator = torch.Generator().manual_seed(seed)
+    probes = torch.randn(theta.numel(), n_probes, generator=generator, dtype=theta.dtype).to(theta.device)
+    with torch.no_grad():
+        expected = hvp(probes)
+    probe_rel_err = (torch.linalg.matrix_norm(hessian @ probes - expected) / torch.linalg.matrix_norm(expected)).item()
+    if not probe_rel_err <= probe_tol or not asymmetry <= probe_tol:
+        raise GroundTruthError(
+            f"dense Hessian disagrees with the HVP oracle (probe relative error {probe_rel_err:.3e}, "
+            f"asymmetry {asymmetry:.3e}, tolerance {probe_tol:.1e})"
+        )
+    eigenvalues, eigenvectors = torch.linalg.eigh(hessian)  # ascending
+    del hessian
+    eigenvalues = eigenvalues.flip(0).cpu().numpy()
+    top = eigenvectors[:, -n_top:].flip(1).cpu().numpy() if n_top > 0 else np.zeros((theta.numel(), 0))
+    return HessianTruth(np.ascontiguousarray(eigenvalues), np.ascontiguousarray(top), probe_rel_err, asymmetry)
+
+
+def cached_truth(
+    payload: dict[str, Any], cache_dir: Path | None, compute: Callable[[], HessianTruth]
+) -> tuple[HessianTruth, bool]:
+    """The truth stored under the hash of `payload` in `cache_dir`, or `compute()` (then stored).
+
+    Returns the truth and whether it came from the cache.
+    """
+    key = content_key({"kind": "hessian-truth", "code_version": TRUTH_CODE_VERSION, **payload})
+    path = cache_path(cache_dir, "hessian-truth", key) if cache_dir is not None else None
+    arrays = load_arrays(path, key) if path is not None else None
+    if arrays is not None:
+        return (
+            HessianTruth(
+                eigenvalues=arrays["eigenvalues"],
+                top_vectors=arrays["top_vectors"],
+                probe_rel_err=float(arrays["probe_rel_err"]),
+                asymmetry=float(arrays["asymmetry"]),
+            ),
+            True,
+        )
+    truth = compute()
+    if path is not None:
+        save_arrays(
+            path,
+            key,
+            {
+                "eigenvalues": truth.eigenvalues,
+                "top_vectors": truth.top_vectors,
+                "probe_rel_err": np.array(truth.probe_rel_err),
+                "asymmetry": np.array(truth.asymmetry),
+            },
+        )
+    return truth, False

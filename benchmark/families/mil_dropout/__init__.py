@@ -1,0 +1,5 @@
+"""The mil_dropout family."""
+
+from phenomena_bench.families.mil_dropout.family import FAMILY
+
+__all__ = ["FAMILY"]

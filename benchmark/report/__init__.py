@@ -1,0 +1,1 @@
+"""Rendering results for readers: the static site, its plots, and the Hub dataset."""

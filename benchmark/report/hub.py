@@ -1,0 +1,342 @@
+"""Publishing results to the Hugging Face Hub as a dataset, and pulling published results back.
+
+`publish` first builds the dataset repository folder *exactly* as it will be pushed, then checks that
+``datasets.load_dataset`` reads every config back and that every run record round-trips, and only then
+commits the folder's files, byte for byte, in one commit. Layout::
+
+    README.md                   dataset card: YAML `configs` naming the three configs, benchmark version, tables
+    data/runs.parquet           one row per run (the source of truth; nested fields as canonical JSON text)
+    data/leaderboard.parquet    one row per (task, tier, method): the aggregated statistics
+    data/tasks.parquet          one row per task: its spec as YAML and JSON
+
+Nested fields (metrics, curves, hyperparameters, the task spec) are stored as JSON text rather than parquet
+structs: every family has its own metric names, and a single schema across families would be a union that
+grows with each family (and `datasets` refuses files whose schemas differ). JSON text keeps one fixed schema
+and round-trips exactly.
+
+The commit goes through :class:`huggingface_hub.HfApi` (``create_repo``, then ``create_commit`` with
+``parent_commit`` = the head the folder was built against, so a concurrent publish fails instead of being
+overwritten silently; ``--create-pr`` opens a pull request for community submissions). The token comes from
+``HF_TOKEN`` or the user's ``hf auth login``; it is handed to the client and never printed or logged.
+The `huggingface_hub`, `datasets` and `pyarrow` imports are deferred: they are the optional ``publish``
+extra, and the rest of the CLI must work without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from phenomena_bench import __version__
+from phenomena_bench.analysis import statistics as stats
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.store import RunRecord, Store
+
+CONFIGS = ("runs", "leaderboard", "tasks")
+SPLIT = "train"
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[A-Za-z0-9][\w.\-]{0,95}$")
+#: Scalar columns of `runs`, in order; the nested fields follow as JSON text.
+RUN_SCALARS: tuple[tuple[str, str], ...] = (
+    ("key", "string"), ("task_id", "string"), ("task_version", "int64"), ("family", "string"), ("tier", "string"),
+    ("seed", "int64"), ("method_name", "string"), ("method_family", "string"), ("method_version", "string"),
+    ("method_label", "string"), ("method_ref", "string"), ("method_source", "string"), ("status", "string"),
+    ("error", "string"), ("wall_time_s", "float64"), ("batched_with", "int64"), ("device", "string"),
+    ("torch_version", "string"), ("benchmark_version", "string"), ("started_at", "string"), ("finished_at", "string"),
+)
+RUN_JSON = ("method_hyperparameters", "metrics", "curves", "task")
+BOARD_SCALARS: tuple[tuple[str, str], ...] = (
+    ("task_id", "string"), ("task_version", "int64"), ("tier", "string"), ("family", "string"), ("method", "string"),
+    ("method_name", "string"), ("version", "string"), ("rank", "int64"), ("primary_metric", "string"),
+    ("direction", "string"), ("primary", "float64"), ("primary_censored", "bool_"), ("seeds", "int64"),
+    ("successes", "int64"), ("success_rate", "float64"), ("ok", "int64"), ("failed", "int64"), ("timeout", "int64"),
+    ("diverged", "int64"), ("budget_exceeded", "int64"), ("censored", "int64"), ("is_reference", "bool_"),
+    ("vs_reference", "string"), ("benchmark_version", "string"), ("date", "string"),
+)
+TASK_SCALARS: tuple[tuple[str, str], ...] = (
+    ("task_id", "string"), ("family", "string"), ("version", "int64"), ("title", "string"),
+    ("description", "string"), ("spec_yaml", "string"), ("spec_json", "string"),
+)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _require(module: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise BenchmarkError(
+            f"publishing needs the {module!r} package: pip install 'phenomena-bench[publish]'"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------- rows
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    """One `runs` row: scalars as columns, nested fields as canonical JSON text."""
+    m = record.method
+    row: dict[str, Any] = {
+        "key": record.key, "task_id": record.task_id, "task_version": record.task_version, "family": record.family,
+        "tier": record.tier, "seed": record.seed, "method_name": m.name, "method_family": m.family,
+        "method_version": m.version, "method_label": m.label, "method_ref": m.ref, "method_source": m.source,
+        "status": record.status, "error": record.error, "wall_time_s": record.wall_time_s,
+        "batched_with": record.batched_with, "device": record.device,
+        "torch_version": record.torch_version, "benchmark_version": record.benchmark_version,
+        "started_at": record.started_at, "finished_at": record.finished_at,
+    }
+    row["method_hyperparameters"] = _canonical(m.hyperparameters)
+    row["metrics"] = _canonical(record.metrics)
+    row["curves"] = _canonical(record.curves)
+    row["task"] = _canonical(record.task)
+    return row
+
+
+def record_from_row(row: dict[str, Any]) -> RunRecord:
+    """The inverse of :func:`run_row` (validated, so a foreign or edited file cannot slip in)."""
+    return RunRecord.model_validate({
+        "key": row["key"], "task_id": row["task_id"], "task_version": row["task_version"], "family": row["family"],
+        "tier": row["tier"], "seed": row["seed"],
+        "method": {"name": row["method_name"], "family": row["method_family"], "version": row["method_version"],
+                   "hyperparameters": json.loads(row["method_hyperparameters"]), "label": row["method_label"],
+                   "ref": row["method_ref"], "source": row["method_source"]},
+        "status": row["status"], "metrics": json.loads(row["metrics"]), "curves": json.loads(row["curves"]),
+        "error": row["error"], "wall_time_s": row["wall_time_s"], "batched_with": row.get("batched_with") or 1,
+        "device": row["device"],
+        "torch_version": row["torch_version"], "benchmark_version": row["benchmark_version"],
+        "started_at": row["started_at"], "finished_at": row["finished_at"], "task": json.loads(row["task"]),
+    })
+
+
+def board_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {name: row.get(name) for name, _ in BOARD_SCALARS}
+    out["stats"] = _canonical(row)
+    return out
+
+
+def task_rows(records: Sequence[RunRecord], tasks_dir: Path | Sequence[Path] | None) -> list[dict[str, Any]]:
+    from phenomena_bench.report.site import load_task_infos
+
+    infos = load_task_infos(tasks_dir, records)
+    latest: dict[str, RunRecord] = {}
+    for r in sorted(records, key=lambda r: (r.finished_at, r.key)):
+        latest[r.task_id] = r
+    rows = []
+    for task_id, info in sorted(infos.items()):
+        spec = yaml.safe_load(info.spec_yaml) if info.spec_yaml else {}
+        version = spec.get("version") if isinstance(spec, dict) else None
+        if not isinstance(version, int):
+            version = latest[task_id].task_version if task_id in latest else None
+        rows.append({"task_id": task_id, "family": info.family, "version": version, "title": info.title,
+                     "description": info.description, "spec_yaml": info.spec_yaml,
+                     "spec_json": _canonical(spec if isinstance(spec, dict) else {})})
+    return rows
+
+
+def _write_parquet(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], path: Path) -> None:
+    """A parquet file with a fixed schema (no pandas metadata, no timestamps: the bytes depend only on rows)."""
+    pa = _require("pyarrow")
+    pq = _require("pyarrow.parquet")
+    schema = pa.schema([pa.field(name, getattr(pa, kind)()) for name, kind in columns])
+    table = pa.table({name: [r.get(name) for r in rows] for name, _ in columns}, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True)
+
+
+# ------------------------------------------------------------------------------------------- the folder
+
+
+@dataclass(frozen=True)
+class DatasetFolder:
+    path: Path
+    files: list[str]
+    counts: dict[str, int]
+
+
+def dataset_card(repo_id: str, counts: dict[str, int], rows: list[dict[str, Any]], records: Sequence[RunRecord]
+                 ) -> str:
+    """README.md: YAML header with the `configs` that `load_dataset` and the Hub viewer use, then prose."""
+    header = {
+        "pretty_name": "phenomena-bench results",
+        "license": "mit",
+        "tags": ["benchmark", "leaderboard", "deep-learning-phenomena"],
+        "configs": [
+            {"config_name": name, "data_files": [{"split": SPLIT, "path": f"data/{name}.parquet"}],
+             **({"default": True} if name == "runs" else {})}
+            for name in CONFIGS
+        ],
+    }
+    families = sorted({r.family for r in records})
+    versions = sorted({r.benchmark_version for r in records})
+    body = [
+        "# phenomena-bench results",
+        "",
+        f"Results of phenomena-bench (published with benchmark version **{__version__}**; "
+        f"runs from benchmark version(s) {', '.join(versions) or 'none'}), a declarative benchmark suite for "
+        "deep-learning phenomena. Families: " + (", ".join(families) or "none") + ".",
+        "",
+        "| config | rows | what |",
+        "| --- | --- | --- |",
+        f"| `runs` | {counts['runs']} | one row per run: task, tier, seed, method and hyperparameters, status, "
+        "metrics, curves, timing, environment |",
+        f"| `leaderboard` | {counts['leaderboard']} | one row per (task, tier, method): median / mean with 95% "
+        "bootstrap interval, success rate, rank, comparison with the reference baseline |",
+        f"| `tasks` | {counts['tasks']} | one row per task: its spec as YAML and JSON |",
+        "",
+        "Nested fields (`metrics`, `curves`, `method_hyperparameters`, `task`, `stats`, `spec_json`) are JSON text.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'runs = load_dataset("{repo_id}", "runs", split="{SPLIT}")',
+        f'board = load_dataset("{repo_id}", "leaderboard", split="{SPLIT}")',
+        "```",
+        "",
+        "A run whose time-to-event metric never reached its target is *censored* at the budget: its value is a "
+        "lower bound and is never averaged as if finished. Merge these results into a local store with "
+        f"`phenomena-bench pull --repo-id {repo_id}`.",
+        "",
+        "## Leaderboard",
+        "",
+        stats.format_table(rows, fmt="github") if rows else "No results yet.",
+        "",
+    ]
+    front = yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
+    return f"---\n{front}---\n\n" + "\n".join(body)
+
+
+def build_folder(records: Iterable[RunRecord], out: Path, *, repo_id: str, tasks_dir: Path | Sequence[Path] | None = None
+                 ) -> DatasetFolder:
+    """Write the dataset repository folder into `out` (an existing folder is emptied of our files first)."""
+    if not REPO_ID_RE.match(repo_id):
+        raise BenchmarkError(f"repo id {repo_id!r} is not of the form ORG/NAME")
+    recs = sorted(records, key=lambda r: r.key)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in CONFIGS:
+        (out / "data" / f"{name}.parquet").unlink(missing_ok=True)
+    rows = stats.aggregate(recs)
+    tasks = task_rows(recs, tasks_dir)
+    _write_parquet([run_row(r) for r in recs], [*RUN_SCALARS, *((n, "string") for n in RUN_JSON)],
+                   out / "data" / "runs.parquet")
+    _write_parquet([board_row(r) for r in rows], [*BOARD_SCALARS, ("stats", "string")],
+                   out / "data" / "leaderboard.parquet")
+    _write_parquet(tasks, TASK_SCALARS, out / "data" / "tasks.parquet")
+    counts = {"runs": len(recs), "leaderboard": len(rows), "tasks": len(tasks)}
+    (out / "README.md").write_text(dataset_card(repo_id, counts, rows, recs), encoding="utf-8")
+    files = ["README.md", *(f"data/{name}.parquet" for name in CONFIGS)]
+    return DatasetFolder(out, files, counts)
+
+
+def read_runs(folder: Path) -> list[RunRecord]:
+    """The run records of a dataset folder (built here or downloaded), via pyarrow."""
+    pq = _require("pyarrow.parquet")
+    path = folder / "data" / "runs.parquet"
+    if not path.is_file():
+        raise BenchmarkError(f"{folder}: no data/runs.parquet (not a phenomena-bench results dataset)")
+    try:
+        return [record_from_row(row) for row in pq.read_table(path).to_pylist()]
+    except (KeyError, ValueError, TypeError) as err:
+        raise BenchmarkError(f"{path}: not a phenomena-bench runs table ({str(err).splitlines()[0]})") from None
+
+
+def verify_folder(folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
+    """Load every config with ``datasets.load_dataset(folder)`` and check each record round-trips exactly."""
+    datasets = _require("datasets")
+    quiet = not datasets.utils.are_progress_bars_disabled()
+    if quiet:  # the check is ours, not the user's download: keep the terminal to one line
+        datasets.utils.disable_progress_bars()
+    try:
+        _verify(datasets, folder, records)
+    finally:
+        if quiet:
+            datasets.utils.enable_progress_bars()
+
+
+def _verify(datasets: Any, folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
+    with tempfile.TemporaryDirectory(prefix="phenomena-bench-verify-") as cache:
+        loaded = {name: datasets.load_dataset(str(folder.path), name, split=SPLIT, cache_dir=cache)
+                  for name in CONFIGS}
+        for name in CONFIGS:
+            if loaded[name].num_rows != folder.counts[name]:
+                raise BenchmarkError(f"{folder.path}: config {name} reads back {loaded[name].num_rows} rows, "
+                                     f"wrote {folder.counts[name]}")
+        back = {r.key: r for r in (record_from_row(row) for row in loaded["runs"])}
+    expected = {r.key: r for r in records}
+    if back.keys() != expected.keys():
+        raise BenchmarkError(f"{folder.path}: run keys do not round-trip")
+    for key, rec in expected.items():
+        if back[key].model_dump(mode="json") != rec.model_dump(mode="json"):
+            raise BenchmarkError(f"{folder.path}: record {key} does not round-trip")
+
+
+# ------------------------------------------------------------------------------------------- push / pull
+
+
+def _token() -> str | None:
+    """`HF_TOKEN` if set, else None: huggingface_hub then uses the user's saved login."""
+    return os.environ.get("HF_TOKEN") or None
+
+
+def push_folder(folder: DatasetFolder, repo_id: str, *, create_pr: bool = False, private: bool | None = None,
+                message: str | None = None, api: Any = None) -> str:
+    """Create the dataset repo if needed and commit the folder's files in one commit; returns the commit (or PR)
+    URL. The commit names the head it was built against (`parent_commit`), so a concurrent publish makes this
+    one fail rather than silently replacing it."""
+    hub = _require("huggingface_hub")
+    errors = _require("huggingface_hub.errors")
+    api = api or hub.HfApi(token=_token())
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        parent = api.dataset_info(repo_id).sha
+        operations = [hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.path / name))
+                      for name in folder.files]
+        info = api.create_commit(
+            repo_id,
+            operations=operations,
+            commit_message=message or f"phenomena-bench {__version__}: {folder.counts['runs']} runs",
+            repo_type="dataset",
+            create_pr=create_pr,
+            parent_commit=parent,
+        )
+    except errors.HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", "?")
+        raise BenchmarkError(f"the Hub refused the publish to {repo_id} (HTTP {status}): "
+                             f"{str(err).splitlines()[0]}") from None
+    return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))
+
+
+def download_runs(repo_id: str, revision: str | None, dest: Path) -> Path:
+    """Download the `runs` table (and card) of a published results dataset into `dest`; returns the folder."""
+    hub = _require("huggingface_hub")
+    errors = _require("huggingface_hub.errors")
+    try:
+        hub.snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=str(dest),
+                              allow_patterns=["README.md", "data/runs.parquet"], token=_token())
+    except errors.HfHubHTTPError as err:
+        raise BenchmarkError(f"could not download {repo_id}: {str(err).splitlines()[0]}") from None
+    return dest
+
+
+def merge_into_store(records: Iterable[RunRecord], store: Store) -> tuple[int, int]:
+    """Add every record whose run key the store lacks; returns (added, already present). A key already in the
+    store is the same run (the key hashes everything that determines a result), so the local copy is kept."""
+    present = store.keys()
+    added = skipped = 0
+    for r in records:
+        if r.key in present:
+            skipped += 1
+            continue
+        store.put(r)
+        present.add(r.key)
+        added += 1
+    return added, skipped
+
+
+# ------------------------------------------------------------------------------------------- CLI

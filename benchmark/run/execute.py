@@ -1,0 +1,130 @@
+"""Executes one job (a run, or several seeds batched) in this process and turns its outcome into records.
+
+Whatever the method does (raise, return garbage, diverge), this returns one record per run; the executors
+(:mod:`phenomena_bench.run.executors`) call it inside an isolated worker and deal with what it cannot catch
+(crashes, hangs, the time limit).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from phenomena_bench import __version__
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.family import Diverged, RunContext, RunOutcome, Status
+from phenomena_bench.registry import get_family, resolve_method
+from phenomena_bench.run.plan import Job, PlannedRun
+from phenomena_bench.store import MethodIdentity, RunRecord
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def make_record(
+    run: PlannedRun,
+    outcome: RunOutcome,
+    device: str,
+    started_at: str,
+    wall_time_s: float,
+    torch_version: str = "unknown",
+    batched_with: int = 1,
+) -> RunRecord:
+    return RunRecord(
+        key=run.key,
+        task_id=run.task_id,
+        task_version=int(run.task["version"]),
+        family=run.family,
+        tier=run.tier,
+        seed=run.seed,
+        method=MethodIdentity(**run.method),
+        status=outcome.status,
+        metrics=outcome.metrics,
+        curves={name: curve.to_json() for name, curve in outcome.curves.items()},
+        error=outcome.error,
+        wall_time_s=round(wall_time_s, 3),
+        device=device,
+        torch_version=torch_version,
+        benchmark_version=__version__,
+        started_at=started_at,
+        finished_at=_now(),
+        task=run.task,
+        batched_with=batched_with,
+    )
+
+
+def failure_record(
+    run: PlannedRun, status: Status, error: str, device: str, started_at: str, wall: float, batched_with: int = 1
+) -> RunRecord:
+    """A record for a run that ended without an outcome: crashed worker, time limit, unreadable result.
+
+    `wall` is the whole job's wall time; a run of a batch is charged its share, as when it finishes."""
+    return make_record(run, RunOutcome(status=status, error=error), device, started_at, wall / batched_with,
+                       batched_with=batched_with)
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` picks CUDA when present; asking for CUDA without it is an error, not a silent CPU run."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchmarkError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
+    if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
+        raise BenchmarkError(f"unknown device {requested!r} (use auto, cpu, cuda or cuda:N)")
+    return requested
+
+
+def execute_job(
+    job: Job, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
+) -> list[RunRecord]:
+    """Do a job in this process and return one record per run, whatever happens inside the method.
+
+    A single run goes through :meth:`Family.run`; several seeds through :meth:`Family.run_batch`, as one
+    program. An exception raised anywhere (the method's code, or the harness on the method's bad output)
+    becomes a `failed` record with the traceback, for every run of the job (in a batch they share the
+    method's code and the program). Each record carries the batch size and an equal share of the wall time,
+    so costs stay comparable with runs done alone; the caller decides where the records go.
+    """
+    import torch
+
+    first = job.runs[0]
+    seeds = [run.seed for run in job.runs]
+    started_at, t0 = _now(), time.perf_counter()
+    family = get_family(first.family)
+    try:
+        task = family.spec_model.model_validate(first.task)
+        method = resolve_method(first.method_ref, first.hyperparameters)
+        torch.manual_seed(seeds[0])
+        ctx = RunContext(
+            seed=seeds[0], device=device, cache_dir=cache_dir, progress=progress or (lambda done, total: None),
+            compile=compile,
+        )
+        if len(seeds) == 1:
+            outcomes = [family.run(task, method, ctx)]
+        else:
+            outcomes = family.run_batch(task, method, seeds, ctx)
+            if len(outcomes) != len(seeds):
+                raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
+    except Diverged as err:
+        outcomes = [RunOutcome.diverged(str(err), err.metrics) for _ in seeds]
+    except Exception as err:
+        # the innermost frames are the submission's: keep those when the stack is deep
+        error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
+        outcomes = [RunOutcome(status="failed", error=error) for _ in seeds]
+    share = (time.perf_counter() - t0) / len(seeds)
+    return [
+        make_record(run, outcome, device, started_at, share, torch.__version__, batched_with=len(seeds))
+        for run, outcome in zip(job.runs, outcomes)
+    ]
+
+
+def machine_summary() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cpu(s), python {platform.python_version()}"

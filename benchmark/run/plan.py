@@ -1,0 +1,210 @@
+"""Plans runs (task x method x seed) and keys them by content.
+
+The run key is the SHA-256 of the canonical JSON of everything that determines a result: the task spec as
+run (tier applied; prose left out), the method's identity (name, family, version and every hyperparameter
+value, defaults included — a changed default must not keep an old key), the seed and the benchmark
+version. Equal keys mean equal results, so the runner skips any key already in the store.
+
+This module must stay importable without torch: worker processes unpickle a :class:`PlannedRun` before they
+have set their thread count, and `phenomena-bench tasks` should not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from phenomena_bench import __version__
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.family import Status
+from phenomena_bench.core.hashing import canonical_json, sha256_hex
+from phenomena_bench.core.method import Method
+from phenomena_bench.core.spec import TaskSpec, TierName
+from phenomena_bench.registry import get_family, method_source, methods_for_family, resolve_method
+from phenomena_bench.store import MethodIdentity, Store
+
+RETRYABLE: frozenset[Status] = frozenset({"failed", "timeout"})
+
+
+def run_key(task: TaskSpec, method: Method, seed: int) -> str:
+    """Content hash of a run; `task` must already be resolved to its tier."""
+    payload = {
+        "task": task.key_payload(),
+        "method": method.identity(),
+        "seed": seed,
+        "benchmark_version": __version__,
+    }
+    return sha256_hex(canonical_json(payload))
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """Everything a worker needs to do one run; plain data, so it pickles across processes."""
+
+    key: str
+    family: str
+    task_id: str
+    tier: str
+    seed: int
+    method_ref: str
+    hyperparameters: dict[str, Any]
+    method: dict[str, Any]
+    task: dict[str, Any]
+    time_limit_s: float
+    #: Whether the family can train this method's seeds together as one program (Family.can_batch).
+    batchable: bool = False
+
+    @property
+    def title(self) -> str:
+        return f"{self.task_id} [{self.tier}] {self.method['label']} seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker does as one program: a single run, or several seeds of one (task, method) batched.
+
+    Batching is an execution detail, not part of a result: each run keeps its own key and record, and the
+    record is the same (within floating-point tolerance) as when the run is done alone.
+    """
+
+    runs: tuple[PlannedRun, ...]
+
+    @property
+    def title(self) -> str:
+        if len(self.runs) == 1:
+            return self.runs[0].title
+        first = self.runs[0]
+        seeds = ",".join(str(r.seed) for r in self.runs)
+        return f"{first.task_id} [{first.tier}] {first.method['label']} seeds={seeds}"
+
+    @property
+    def time_limit_s(self) -> float:
+        """A batch may take as long as its runs one after another (the CPU case); a hang is caught later."""
+        return sum(r.time_limit_s for r in self.runs)
+
+    def only(self, runs: list[PlannedRun]) -> Job | None:
+        """This job narrowed to `runs` (the ones it could claim), or None when none is left."""
+        kept = tuple(r for r in self.runs if r in runs)
+        return Job(kept) if kept else None
+
+
+#: How seeds are grouped into jobs: ``auto`` batches where it was measured to help (CUDA), ``on`` wherever
+#: the family allows it, ``off`` never.
+BATCH_POLICIES = ("auto", "on", "off")
+#: Most seeds in one batched program: bounds its memory and how much one failure takes down.
+MAX_BATCH = 16
+
+
+def batching_enabled(policy: str, device: str) -> bool:
+    """Whether `policy` batches seeds on `device`.
+
+    ``auto`` batches on CUDA only. On a GPU a grokking-sized model is launch-bound, so R seeds cost about
+    one; on the CPU it is compute-bound, one process per core already keeps every core busy, and the batch
+    runs until its slowest seed stops: `bench/batched_seeds.py` measured the default grokking tier (3 seeds
+    of AdamW, early stopping) at x0.88 batched against one by one on one core, so the CPU does not batch
+    unless asked (``on``; it does help on tiny tiers, x2.9 on the smoke tier).
+    """
+    if policy not in BATCH_POLICIES:
+        raise BenchmarkError(f"unknown batching policy {policy!r} (use {', '.join(BATCH_POLICIES)})")
+    return policy == "on" or (policy == "auto" and device.startswith("cuda"))
+
+
+def group_jobs(runs: list[PlannedRun], batch: bool, max_batch: int = MAX_BATCH) -> list[Job]:
+    """Seeds of one (task, tier, method) into batched jobs of at most `max_batch` when `batch`; else one
+    job per run. Planning order is kept: a group sits where its first run was planned."""
+    jobs: list[list[PlannedRun]] = []
+    open_groups: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        if not (batch and run.batchable):
+            jobs.append([run])
+            continue
+        group_key = canonical_json([run.task, run.method, run.method_ref, run.hyperparameters])
+        group = open_groups.get(group_key)
+        if group is None or len(group) >= max_batch:
+            group = open_groups[group_key] = []
+            jobs.append(group)
+        group.append(run)
+    return [Job(tuple(group)) for group in jobs]
+
+
+@dataclass
+class Plan:
+    todo: list[PlannedRun] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    all_keys: list[str] = field(default_factory=list)
+    #: Why each stored record that could not be trusted is being redone (torn file, foreign content).
+    corrupt: list[str] = field(default_factory=list)
+
+
+def plan_runs(
+    tasks: list[TaskSpec],
+    method_refs: list[str] | None,
+    tier: TierName,
+    store: Store,
+    seeds: int | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    retry_failed: bool = False,
+) -> Plan:
+    """Expand tasks x methods x seeds at `tier`; every method is checked before any run starts.
+
+    With no `method_refs`, each task gets every installed method of its family.
+    """
+    plan = Plan()
+    resolved_methods: dict[str, Method] = {}
+    for task in tasks:
+        run_task = task.resolve(tier)
+        refs = method_refs or methods_for_family(task.family)
+        if not refs:
+            raise BenchmarkError(f"no installed method for family {task.family!r} (task {task.id})")
+        for ref in refs:
+            if ref not in resolved_methods:
+                resolved_methods[ref] = resolve_method(ref, hyperparameters)
+            method = resolved_methods[ref]
+            if method.family != task.family:
+                if method_refs and len(tasks) == 1:
+                    raise BenchmarkError(
+                        f"method {ref!r} is for family {method.family!r}, but task {task.id!r} is {task.family!r}"
+                    )
+                continue  # several tasks of several families: each method runs where it fits
+            batchable = get_family(task.family).can_batch(method)
+            identity = MethodIdentity(
+                **method.identity(), label=method.label(), ref=ref, source=method_source(method)
+            ).model_dump(mode="json")
+            for seed in range(seeds if seeds is not None else run_task.seeds):
+                key = run_key(run_task, method, seed)
+                plan.all_keys.append(key)
+                if store.has(key):
+                    status = _status_of(store, key, plan.corrupt)
+                    if status is not None and not (retry_failed and status in RETRYABLE):
+                        plan.done.append(key)
+                        continue
+                plan.todo.append(
+                    PlannedRun(
+                        key=key,
+                        family=task.family,
+                        task_id=task.id,
+                        tier=tier,
+                        seed=seed,
+                        method_ref=ref,
+                        hyperparameters=dict(hyperparameters or {}),
+                        method=identity,
+                        task=run_task.model_dump(mode="json"),
+                        time_limit_s=run_task.time_limit_s,
+                        batchable=batchable,
+                    )
+                )
+    if method_refs and not plan.all_keys:
+        raise BenchmarkError("none of the chosen methods fits any of the chosen tasks (check their families)")
+    return plan
+
+
+def _status_of(store: Store, key: str, corrupt: list[str]) -> str | None:
+    """The stored status of `key`, or None (noted in `corrupt`) when its record cannot be trusted.
+
+    Every existing record is parsed, not just found: a torn or edited file must be redone, not counted done.
+    """
+    try:
+        return store.get(key).status
+    except BenchmarkError as err:
+        corrupt.append(str(err))
+        return None

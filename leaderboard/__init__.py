@@ -1,0 +1,1 @@
+"""Templates and assets of the static leaderboard site (package data, read with `importlib.resources`)."""

@@ -1,0 +1,130 @@
+"""The house: one import package, shipped data found through importlib.resources, families and methods found
+by the registry, a core that imports no family, and hooks that a method must implement."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import EntryPoint
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phenomena_bench import registry
+from phenomena_bench.core.errors import BenchmarkError, MethodError
+from phenomena_bench.core.method import Method, NoHyperparameters
+
+FAMILIES = ["grokking", "hessian", "mil_dropout", "pruning"]
+
+
+def test_shipped_tasks_and_site_assets_are_package_data() -> None:
+    tasks = files("phenomena_bench.tasks")
+    assert tasks.joinpath("suites.yaml").is_file()
+    for family in FAMILIES:
+        assert any(p.name.endswith(".yaml") for p in tasks.joinpath(family).iterdir()), family
+    site = files("phenomena_bench.leaderboard")
+    assert site.joinpath("templates").is_dir()
+    assert site.joinpath("assets", "style.css").is_file()
+    loaded = registry.load_tasks(registry.shipped_tasks_dir())
+    assert {spec.family for _, spec in loaded.values()} == set(FAMILIES)
+
+
+def test_the_registry_finds_every_family_folder_and_every_baseline() -> None:
+    assert registry.family_names() == FAMILIES
+    baselines = registry.baseline_classes()
+    assert len(baselines) == 28
+    assert {cls.family for cls in baselines.values()} == set(FAMILIES)
+    assert baselines["adamw"].__module__ == "phenomena_bench.baselines.grokking"
+
+
+def test_core_imports_no_family_and_no_torch() -> None:
+    """The import cycle spec -> families -> base -> spec is gone: the core stands alone."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import phenomena_bench.core.spec, phenomena_bench.core.family, phenomena_bench.core.method
+        import phenomena_bench.core.hashing, phenomena_bench.core.seeds, phenomena_bench.core.atomic
+        import phenomena_bench.core.cache, phenomena_bench.core.curves, phenomena_bench.store
+        loaded = sorted(m for m in sys.modules if m.startswith(("phenomena_bench.families.", "torch")))
+        print(",".join(loaded))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_old_package_names_are_not_importable_from_outside_the_checkout(tmp_path: Path) -> None:
+    code = "import importlib.util as u; print(u.find_spec('benchmark'), u.find_spec('baselines'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "None None"
+
+
+def test_a_method_missing_a_hook_is_named_with_the_hook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "half_done.py").write_text(
+        textwrap.dedent(
+            """
+            from phenomena_bench.families.hessian.api import HessianMethod
+
+            class HalfDone(HessianMethod):
+                name = "half-done"
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MethodError, match=r"half_done\.HalfDone does not implement the hessian hook\(s\) estimate\(\)"):
+        registry.resolve_method("half_done:HalfDone")
+
+
+def test_hyperparameters_come_from_the_generic_argument_and_unknown_names_are_errors() -> None:
+    from pydantic import BaseModel
+
+    class HP(BaseModel):
+        lr: float = 1e-3
+
+    class Typed(Method[HP]):
+        name = "typed"
+        family = "grokking"
+
+    assert Typed.Hyperparameters is HP
+    assert Typed(lr=0.5).hp.lr == 0.5
+    with pytest.raises(MethodError, match=r"unknown hyperparameter\(s\) lrr \(allowed: lr\)"):
+        Typed(lrr=0.5)
+
+    class Untyped(Method[NoHyperparameters]):
+        name = "untyped"
+        family = "grokking"
+
+    with pytest.raises(MethodError, match=r"unknown hyperparameter\(s\) lr \(allowed: none\)"):
+        Untyped(lr=1.0)
+
+
+def _entry_points(mapping: dict[str, list[EntryPoint]]) -> Any:
+    return lambda group: mapping.get(group, [])
+
+
+def test_an_entry_point_reusing_a_baseline_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = EntryPoint(name="adamw", value="phenomena_bench.baselines.grokking:Muon", group=registry.METHODS_GROUP)
+    monkeypatch.setattr(registry, "entry_points", _entry_points({registry.METHODS_GROUP: [fake]}))
+    with pytest.raises(MethodError, match="reuses the name of a baseline"):
+        registry.resolve_method("adamw")
+    infos, problems = registry.list_methods()
+    assert any("reuses the name of a baseline" in p for p in problems)
+    assert [i.ref for i in infos].count("adamw") == 1
+
+
+def test_a_family_from_another_package_is_found_by_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A family can live in another distribution: an entry point in `phenomena_bench.families` names it."""
+    fake = EntryPoint(name="grokking2", value="phenomena_bench.families.grokking:FAMILY", group=registry.FAMILIES_GROUP)
+    monkeypatch.setattr(registry, "entry_points", _entry_points({registry.FAMILIES_GROUP: [fake]}))
+    registry._family_sources.cache_clear()
+    registry.get_family.cache_clear()
+    try:
+        assert "grokking2" in registry.family_names()
+        with pytest.raises(BenchmarkError, match="is not a Family named 'grokking2'"):
+            registry.get_family("grokking2")  # its FAMILY calls itself grokking: refused, not silently renamed
+    finally:
+        registry._family_sources.cache_clear()
+        registry.get_family.cache_clear()
