@@ -7,8 +7,12 @@ under the mapped folders, so adding a family folder needs no edit here.
 
 from setuptools import find_packages, setup
 
-ROOTS = {"phenomena_bench": "benchmark", "phenomena_bench.baselines": "baselines", "phenomena_bench.tasks": "tasks",
-         "phenomena_bench.leaderboard": "leaderboard"}
+ROOTS = {
+    "phenomena_bench": "benchmark",
+    "phenomena_bench.baselines": "baselines",
+    "phenomena_bench.tasks": "tasks",
+    "phenomena_bench.leaderboard": "leaderboard",
+}
 
 packages = list(ROOTS)
 for name, folder in ROOTS.items():

@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import torch
-from phenomena_bench.families.grokking.family import GrokkingMethod, TrainingInfo
-from phenomena_bench.models.transformer import OneLayerTransformer
 from pydantic import BaseModel, ConfigDict, Field
+
+from phenomena_bench.families.grokking.api import GrokkingMethod, OneLayerTransformer, TrainingInfo
 
 #: FLOPs per parameter of one Adam(W) update (moments, bias correction, sqrt, divide, decay).
 ADAM_FLOPS_PER_PARAM = 12
@@ -41,11 +42,16 @@ def warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sched
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / steps, 1.0) if steps else 1.0)
 
 
-class AdamW(GrokkingMethod):
-    name = "adamw"
-    version = "1"
-    description = "AdamW lr 1e-3, wd 1, betas (0.9, 0.98), 10-step warm-up (Power et al.; Nanda et al.)"
-    Hyperparameters = AdamHyperparameters
+AdamHP = TypeVar("AdamHP", bound=AdamHyperparameters)
+
+
+class _AdamRecipe(GrokkingMethod[AdamHP]):
+    """Adam(W) with linear warm-up, over any hyperparameter model that extends :class:`AdamHyperparameters`.
+
+    The shared base of AdamW and of the methods built on it (Grokfast, grad-norm), so that each of them
+    types ``self.hp`` as its own hyperparameter model.
+    """
+
     batchable = True  # element-wise: R stacked seeds are R independent AdamW runs
 
     def configure(
@@ -55,13 +61,23 @@ class AdamW(GrokkingMethod):
         cls = torch.optim.AdamW if hp.decoupled else torch.optim.Adam
         fast = {"fused": True} if info.device.startswith("cuda") else {"foreach": False}
         optimizer = cls(
-            list(params.values()), lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps,
-            weight_decay=hp.weight_decay, **fast,
+            list(params.values()),
+            lr=hp.lr,
+            betas=(hp.beta1, hp.beta2),
+            eps=hp.eps,
+            weight_decay=hp.weight_decay,
+            **fast,
         )
         return optimizer, warmup(optimizer, hp.warmup_steps)
 
     def overhead_flops_per_step(self, model: OneLayerTransformer) -> float:
         return ADAM_FLOPS_PER_PARAM * sum(p.numel() for p in model.parameters())
+
+
+class AdamW(_AdamRecipe[AdamHyperparameters]):
+    name = "adamw"
+    version = "1"
+    description = "AdamW lr 1e-3, wd 1, betas (0.9, 0.98), 10-step warm-up (Power et al.; Nanda et al.)"
 
 
 class AdamNoDecayHyperparameters(AdamHyperparameters):
@@ -82,14 +98,15 @@ class GrokfastEMAHyperparameters(AdamHyperparameters):
     decoupled: bool = Field(default=False, description="Reference code: torch.optim.Adam with coupled L2.")
 
 
-class GrokfastEMA(AdamW):
+class GrokfastEMA(_AdamRecipe[GrokfastEMAHyperparameters]):
     """g <- g + lamb * EMA(g), the EMA started from the first gradient (Lee et al. 2024, reference code)."""
 
     name = "grokfast-ema"
     description = "Grokfast-EMA (alpha 0.98, lambda 2) on Adam with wd 0.005, as in the reference code"
-    Hyperparameters = GrokfastEMAHyperparameters
 
-    def configure(self, model, params, info):  # type: ignore[no-untyped-def]
+    def configure(
+        self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         self._ema: dict[str, torch.Tensor] = {}
         return super().configure(model, params, info)
 
@@ -117,14 +134,15 @@ class GrokfastMAHyperparameters(AdamHyperparameters):
     decoupled: bool = False
 
 
-class GrokfastMA(AdamW):
+class GrokfastMA(_AdamRecipe[GrokfastMAHyperparameters]):
     """g <- g + lamb * mean of the last `window` gradients (Lee et al. 2024, `gradfilter_ma`)."""
 
     name = "grokfast-ma"
     description = "Grokfast-MA (window 100, lambda 5) on Adam with wd 0.01, as in the reference code"
-    Hyperparameters = GrokfastMAHyperparameters
 
-    def configure(self, model, params, info):  # type: ignore[no-untyped-def]
+    def configure(
+        self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         # A ring buffer and a running sum per parameter: O(1) per step instead of re-summing the window.
         self._ring = {n: torch.zeros((self.hp.window, *p.shape), device=p.device) for n, p in params.items()}
         self._sum = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -153,10 +171,9 @@ class GradNormHyperparameters(AdamHyperparameters):
     norm: float = Field(default=1.0, gt=0, description="Global gradient norm after rescaling.")
 
 
-class GradNorm(AdamW):
+class GradNorm(_AdamRecipe[GradNormHyperparameters]):
     name = "grad-norm"
     description = "AdamW baseline with the global gradient rescaled to norm 1 each step (NeuralGrok's c=1 ablation)"
-    Hyperparameters = GradNormHyperparameters
     batchable = False  # the norm is over one run's whole gradient, not element-wise
 
     @torch.no_grad()
@@ -196,14 +213,14 @@ def newton_schulz(g: torch.Tensor, steps: int, eps: float = 1e-7) -> torch.Tenso
 class MuonOptimizer(torch.optim.Optimizer):
     """Muon on groups flagged ``muon=True`` (2-D hidden matrices), AdamW on the others, in one optimizer."""
 
-    def __init__(self, groups: list[dict], ns_steps: int = 5) -> None:
-        defaults = {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.95, "betas": (0.9, 0.98), "eps": 1e-8,
-                    "muon": False}
+    def __init__(self, groups: list[dict[str, Any]], ns_steps: int = 5) -> None:
+        defaults = {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.95, "betas": (0.9, 0.98), "eps": 1e-8, "muon": False}
         super().__init__(groups, defaults)
         self.ns_steps = ns_steps
 
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[no-untyped-def, override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One update of every parameter with a gradient (`closure` is ignored: torch types `step` by overloads)."""
         for group in self.param_groups:
             lr, wd = group["lr"], group["weight_decay"]
             for p in group["params"]:
@@ -227,6 +244,7 @@ class MuonOptimizer(torch.optim.Optimizer):
                     m_hat = m / (1 - beta1 ** state["step"])
                     v_hat = v / (1 - beta2 ** state["step"])
                     p.mul_(1 - lr * wd).addcdiv_(m_hat, v_hat.sqrt().add_(group["eps"]), value=-lr)
+        return None
 
 
 class MuonHyperparameters(BaseModel):
@@ -244,19 +262,19 @@ class MuonHyperparameters(BaseModel):
     warmup_steps: int = Field(default=10, ge=0)
 
 
-class Muon(GrokkingMethod):
+class Muon(GrokkingMethod[MuonHyperparameters]):
     name = "muon"
     version = "1"
     description = "Muon (Newton-Schulz momentum) on hidden matrices, AdamW on embeddings (Janati et al. 2026 config)"
-    Hyperparameters = MuonHyperparameters
 
-    def configure(self, model, params, info):  # type: ignore[no-untyped-def]
+    def configure(
+        self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         hp = self.hp
         hidden = [p for n, p in params.items() if n in model.HIDDEN_MATRICES]
         embeds = [p for n, p in params.items() if n in model.EMBEDDINGS]
         unembed = [p for n, p in params.items() if n in model.UNEMBEDDING]
-        rest = [p for n, p in params.items()
-                if n not in model.HIDDEN_MATRICES + model.EMBEDDINGS + model.UNEMBEDDING]
+        rest = [p for n, p in params.items() if n not in model.HIDDEN_MATRICES + model.EMBEDDINGS + model.UNEMBEDDING]
         groups = [
             {"params": hidden, "lr": hp.lr, "weight_decay": hp.weight_decay, "momentum": hp.momentum, "muon": True},
             {"params": embeds, "lr": hp.embed_lr, "weight_decay": hp.embed_weight_decay},

@@ -30,10 +30,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from phenomena_bench.families.hessian.family import HessianMethod, HVPOracle, ProblemInfo, SpectrumEstimate
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+from phenomena_bench.core.method import NoHyperparameters
+from phenomena_bench.families.hessian.api import HessianMethod, HVPOracle, ProblemInfo, SpectrumEstimate
 
 
 class _HP(BaseModel):
@@ -66,37 +68,41 @@ def _orthogonalise(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ power
 
 
-class PowerIteration(HessianMethod):
+class PowerHP(_HP):
+    """Hyperparameters of :class:`PowerIteration`."""
+
+    max_iter: int = Field(default=100, ge=1)
+    tol: float = Field(default=1e-3, ge=0)
+
+
+class PowerIteration(HessianMethod[PowerHP]):
     name: ClassVar[str] = "hessian-power"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Power iteration with PyHessian's defaults (max 100 iterations, tol 1e-3)."
     targets: ClassVar[frozenset[str]] = frozenset({"lambda_max", "topk", "eigenvectors"})
 
-    class Hyperparameters(_HP):
-        max_iter: int = Field(default=100, ge=1)
-        tol: float = Field(default=1e-3, ge=0)
-
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         values, vectors = _deflated_power(oracle, _generator(info), 1, self.hp.max_iter, self.hp.tol, budget)
-        return SpectrumEstimate(lambda_max=values[0] if values else None, topk_values=values,
-                                topk_vectors=vectors)
+        return SpectrumEstimate(lambda_max=values[0] if values else None, topk_values=values, topk_vectors=vectors)
 
 
-class DeflatedPowerIteration(HessianMethod):
+class DeflatedPowerHP(_HP):
+    """Hyperparameters of :class:`DeflatedPowerIteration`."""
+
+    k: int = Field(default=10, ge=1)
+    max_iter: int = Field(default=100, ge=1)
+    tol: float = Field(default=1e-3, ge=0)
+
+
+class DeflatedPowerIteration(HessianMethod[DeflatedPowerHP]):
     name: ClassVar[str] = "hessian-power-deflated"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "PyHessian-style power iteration for the top k, deflated by orthogonalisation."
     targets: ClassVar[frozenset[str]] = frozenset({"lambda_max", "topk", "eigenvectors"})
 
-    class Hyperparameters(_HP):
-        k: int = Field(default=10, ge=1)
-        max_iter: int = Field(default=100, ge=1)
-        tol: float = Field(default=1e-3, ge=0)
-
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         values, vectors = _deflated_power(oracle, _generator(info), self.hp.k, self.hp.max_iter, self.hp.tol, budget)
-        return SpectrumEstimate(lambda_max=max(values) if values else None, topk_values=values,
-                                topk_vectors=vectors)
+        return SpectrumEstimate(lambda_max=max(values) if values else None, topk_values=values, topk_vectors=vectors)
 
 
 def _deflated_power(
@@ -169,13 +175,16 @@ def ritz(alpha: torch.Tensor, beta: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     return eigh_tridiagonal(alpha.numpy(), beta.numpy())
 
 
-class Lanczos(HessianMethod):
+class LanczosHP(_HP):
+    """Hyperparameters of :class:`Lanczos`."""
+
+    k: int = Field(default=10, ge=1)
+
+
+class Lanczos(HessianMethod[LanczosHP]):
     name: ClassVar[str] = "hessian-lanczos"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Lanczos with full re-orthogonalisation: top-k Ritz pairs, density, trace."
-
-    class Hyperparameters(_HP):
-        k: int = Field(default=10, ge=1)
 
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         start = _rademacher(oracle, _generator(info), 1)[:, 0]
@@ -195,14 +204,17 @@ class Lanczos(HessianMethod):
         )
 
 
-class SLQ(HessianMethod):
+class SLQHP(_HP):
+    """Hyperparameters of :class:`SLQ`."""
+
+    num_vectors: int = Field(default=3, ge=1)
+
+
+class SLQ(HessianMethod[SLQHP]):
     name: ClassVar[str] = "hessian-slq"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Stochastic Lanczos quadrature over several Rademacher start vectors."
     targets: ClassVar[frozenset[str]] = frozenset({"density", "trace"})
-
-    class Hyperparameters(_HP):
-        num_vectors: int = Field(default=3, ge=1)
 
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         runs = min(self.hp.num_vectors, budget)
@@ -216,8 +228,11 @@ class SLQ(HessianMethod):
             weights.append(vectors[0] ** 2 / runs)
             traces.append(info.num_params * float(alpha[0]))
         all_weights = np.concatenate(weights)
-        return SpectrumEstimate(trace=float(np.mean(traces)), density_nodes=np.concatenate(nodes),
-                                density_weights=all_weights / all_weights.sum())
+        return SpectrumEstimate(
+            trace=float(np.mean(traces)),
+            density_nodes=np.concatenate(nodes),
+            density_weights=all_weights / all_weights.sum(),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- ARPACK
@@ -227,15 +242,18 @@ class _OutOfBudget(Exception):
     pass
 
 
-class Eigsh(HessianMethod):
+class EigshHP(_HP):
+    """Hyperparameters of :class:`Eigsh`."""
+
+    k: int = Field(default=10, ge=1)
+    tol: float = Field(default=0.0, ge=0)
+
+
+class Eigsh(HessianMethod[EigshHP]):
     name: ClassVar[str] = "hessian-eigsh"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "SciPy ARPACK eigsh (which='LA', tol=0) on a counted LinearOperator."
     targets: ClassVar[frozenset[str]] = frozenset({"lambda_max", "topk", "eigenvectors"})
-
-    class Hyperparameters(_HP):
-        k: int = Field(default=10, ge=1)
-        tol: float = Field(default=0.0, ge=0)
 
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         dim = oracle.dim
@@ -262,21 +280,25 @@ class Eigsh(HessianMethod):
         if len(values) == 0:
             return SpectrumEstimate()
         order = np.argsort(-values)
-        return SpectrumEstimate(lambda_max=float(values[order[0]]), topk_values=values[order],
-                                topk_vectors=vectors[:, order])
+        return SpectrumEstimate(
+            lambda_max=float(values[order[0]]), topk_values=values[order], topk_vectors=vectors[:, order]
+        )
 
 
 # ------------------------------------------------------------------------------------------------ trace
 
 
-class Hutchinson(HessianMethod):
+class HutchinsonHP(_HP):
+    """Hyperparameters of :class:`Hutchinson`."""
+
+    block: int = Field(default=10, ge=1, description="Probes per oracle call (speed only).")
+
+
+class Hutchinson(HessianMethod[HutchinsonHP]):
     name: ClassVar[str] = "hessian-hutchinson"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Girard–Hutchinson trace estimate with Rademacher probes, whole budget."
     targets: ClassVar[frozenset[str]] = frozenset({"trace"})
-
-    class Hyperparameters(_HP):
-        block: int = Field(default=10, ge=1, description="Probes per oracle call (speed only).")
 
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
         generator = _generator(info)
@@ -289,7 +311,7 @@ class Hutchinson(HessianMethod):
         return SpectrumEstimate(trace=total / budget)
 
 
-class HutchPlusPlus(HessianMethod):
+class HutchPlusPlus(HessianMethod[NoHyperparameters]):
     name: ClassVar[str] = "hessian-hutchpp"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Hutch++ (Meyer et al. 2021): exact trace on a sketched range + Hutchinson rest."
@@ -312,7 +334,7 @@ class HutchPlusPlus(HessianMethod):
 # ------------------------------------------------------------------------------------------------ floor
 
 
-class ZeroHVPFloor(HessianMethod):
+class ZeroHVPFloor(HessianMethod[NoHyperparameters]):
     name: ClassVar[str] = "hessian-floor"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "No HVPs: λ_max = ‖g‖²/(2L), trace 0, density a point mass at 0."

@@ -1,4 +1,4 @@
-"""Reference regularisers for the mil_dropout family (see benchmark/families/mil_dropout.py for the protocol).
+"""Reference regularisers for the mil_dropout family (the protocol: phenomena_bench.families.mil_dropout.api).
 
 Each method's ``make_dropout`` returns one module per training; the harness calls its ``instance`` hook in
 training after each ReLU of the instance encoder and never at evaluation. Every module is also the identity
@@ -26,17 +26,24 @@ when put in eval mode, so it is safe wherever it is reused.
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import torch
-from phenomena_bench.families.mil_dropout.family import DropoutContext, MILDropoutMethod
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from phenomena_bench.core.method import NoHyperparameters
+from phenomena_bench.families.mil_dropout.api import DropoutContext, MILDropoutMethod
 
 
 class _Hyper(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@overload
+def log_curve(t: torch.Tensor) -> torch.Tensor: ...
+@overload
+def log_curve(t: float) -> float: ...
 def log_curve(t: torch.Tensor | float) -> torch.Tensor | float:
     """Concave map of [0, 1] onto [0, 1] (0 -> 0, 1 -> 1): PDL's log-shaped interpolation."""
     if isinstance(t, torch.Tensor):
@@ -153,64 +160,70 @@ class ProgressiveDropout(nn.Module):
 # ------------------------------------------------------------------------------------------------ methods
 
 
-class NoDropout(MILDropoutMethod):
+class FeatureDropoutHP(_Hyper):
+    p: float = Field(default=0.25, ge=0, lt=1, description="Drop probability of each embedding unit.")
+
+
+class InstanceDropHP(_Hyper):
+    p: float = Field(default=0.3, ge=0, lt=1, description="Fraction of instances removed per bag and step.")
+
+
+class MILDropoutHP(_Hyper):
+    topk: int = Field(default=3, ge=0, le=10_000, description="Most important instances dropped per bag.")
+    neighbours: int = Field(default=4, ge=0, le=10_000, description="Most similar instances dropped per top one.")
+
+
+class MILDropoutSmallBagsHP(MILDropoutHP):
+    topk: int = Field(default=1, ge=0, le=10_000, description="Most important instances dropped per bag.")
+    neighbours: int = Field(default=1, ge=0, le=10_000, description="Most similar instances dropped per top one.")
+
+
+class PDLHP(_Hyper):
+    p_max: float = Field(default=0.45, ge=0, lt=1, description="Drop probability of the top instance at the end.")
+    progressive: bool = Field(default=True, description="Ramp p from 0 to p_max over the epochs.")
+
+
+class NoDropout(MILDropoutMethod[NoHyperparameters]):
     name = "mil-none"
     description = "No regulariser: the reference gated ABMIL."
 
-    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+    def make_dropout(self, ctx: DropoutContext) -> IdentityRegulariser:
         return IdentityRegulariser()
 
 
-class StandardDropout(MILDropoutMethod):
+class StandardDropout(MILDropoutMethod[FeatureDropoutHP]):
     name = "mil-dropout"
     description = "Inverted Bernoulli dropout on instance embeddings after each encoder ReLU."
 
-    class Hyperparameters(_Hyper):
-        p: float = Field(default=0.25, ge=0, lt=1, description="Drop probability of each embedding unit.")
-
-    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+    def make_dropout(self, ctx: DropoutContext) -> FeatureDropout:
         return FeatureDropout(self.hp.p)
 
 
-class RandomInstanceDrop(MILDropoutMethod):
+class RandomInstanceDrop(MILDropoutMethod[InstanceDropHP]):
     name = "mil-instance-drop"
     description = "Removes a random fraction of each bag's instances (mask bits), keeping at least one."
 
-    class Hyperparameters(_Hyper):
-        p: float = Field(default=0.3, ge=0, lt=1, description="Fraction of instances removed per bag and step.")
-
-    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+    def make_dropout(self, ctx: DropoutContext) -> InstanceDrop:
         return InstanceDrop(self.hp.p)
 
 
-class MILDropout(MILDropoutMethod):
+class MILDropout(MILDropoutMethod[MILDropoutHP]):
     name = "mil-mildropout"
     description = "MIL-Dropout (ICML 2025): zero the top-k important instances and their nearest neighbours."
 
-    class Hyperparameters(_Hyper):
-        topk: int = Field(default=3, ge=0, le=10_000, description="Most important instances dropped per bag.")
-        neighbours: int = Field(default=4, ge=0, le=10_000, description="Most similar instances dropped per top one.")
-
-    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+    def make_dropout(self, ctx: DropoutContext) -> MILDropoutLayer:
         return MILDropoutLayer(self.hp.topk, self.hp.neighbours)
 
 
 class MILDropoutSmallBags(MILDropout):
     name = "mil-mildropout-k1"
     description = "MIL-Dropout with topk 1 and 1 neighbour, sized for bags of tens of instances."
-
-    class Hyperparameters(_Hyper):
-        topk: int = Field(default=1, ge=0, le=10_000, description="Most important instances dropped per bag.")
-        neighbours: int = Field(default=1, ge=0, le=10_000, description="Most similar instances dropped per top one.")
+    Hyperparameters = MILDropoutSmallBagsHP
 
 
-class PDL(MILDropoutMethod):
+class PDL(MILDropoutMethod[PDLHP]):
     name = "mil-pdl"
     description = "PDL: importance-ranked Bernoulli instance dropout whose rate ramps up over training."
 
-    class Hyperparameters(_Hyper):
-        p_max: float = Field(default=0.45, ge=0, lt=1, description="Drop probability of the top instance at the end.")
-        progressive: bool = Field(default=True, description="Ramp p from 0 to p_max over the epochs.")
-
-    def make_dropout(self, ctx: DropoutContext) -> nn.Module:
+    def make_dropout(self, ctx: DropoutContext) -> ProgressiveDropout:
         return ProgressiveDropout(self.hp.p_max, self.hp.progressive)

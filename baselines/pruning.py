@@ -20,11 +20,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
-from phenomena_bench.families.pruning.family import (
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from phenomena_bench.families.pruning.api import (
+    NoHyperparameters,
     PruneResult,
     PruningContext,
     PruningMethod,
@@ -34,8 +38,6 @@ from phenomena_bench.families.pruning.family import (
     shuffle_within_layers,
     sparsity_label,
 )
-from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 
 class _Frozen(BaseModel):
@@ -47,16 +49,18 @@ def _params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
     return [named[n] for n in names]
 
 
-class RandomPruning(PruningMethod):
+class RandomPruning(PruningMethod[NoHyperparameters]):
     name: ClassVar[str] = "prune-random"
     description: ClassVar[str] = "Uniform random masks, the same sparsity in every prunable layer (the floor)."
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
-        return {s: PruneResult(masks=random_masks(ctx.prunable, s, ctx.generator("random", sparsity_label(s))))
-                for s in sparsities}
+        return {
+            s: PruneResult(masks=random_masks(ctx.prunable, s, ctx.generator("random", sparsity_label(s))))
+            for s in sparsities
+        }
 
 
-class _MagnitudeAfterTraining(PruningMethod):
+class _MagnitudeAfterTraining(PruningMethod[NoHyperparameters]):
     """Train the dense net once with the recipe, score |w|, rewind to the spec's rewind point."""
 
     scope: ClassVar[Literal["global", "layerwise"]] = "global"
@@ -110,17 +114,19 @@ def imp_schedule(sparsities: Sequence[float], max_fraction_per_round: float) -> 
     return levels
 
 
-class IterativeMagnitude(PruningMethod):
+class IterativeMagnitudeHyperparameters(_Frozen):
+    max_fraction_per_round: float = Field(
+        default=0.5, gt=0, lt=1, description="Most of the surviving weights removed in one round."
+    )
+    scope: Literal["global", "layerwise"] = "global"
+
+
+class IterativeMagnitude(PruningMethod[IterativeMagnitudeHyperparameters]):
     name: ClassVar[str] = "prune-imp"
     description: ClassVar[str] = (
         "Iterative magnitude pruning with rewinding (lottery tickets): train, prune the smallest surviving "
         "weights, rewind the survivors, repeat; one nested schedule through every target."
     )
-
-    class Hyperparameters(_Frozen):
-        max_fraction_per_round: float = Field(default=0.5, gt=0, lt=1,
-                                              description="Most of the surviving weights removed in one round.")
-        scope: Literal["global", "layerwise"] = "global"
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         levels = imp_schedule(sparsities, self.hp.max_fraction_per_round)
@@ -131,8 +137,11 @@ class IterativeMagnitude(PruningMethod):
             scores = {n: trained.weights[n].abs() for n in ctx.prunable}
             if masks is not None:  # only survivors compete: pruned weights never come back
                 scores = {n: torch.where(masks[n], scores[n], torch.full_like(scores[n], -math.inf)) for n in scores}
-            masks = masks_from_scores(scores, level) if self.hp.scope == "global" else \
-                layerwise_masks_from_scores(scores, level)
+            masks = (
+                masks_from_scores(scores, level)
+                if self.hp.scope == "global"
+                else layerwise_masks_from_scores(scores, level)
+            )
             if level in sparsities:
                 out[level] = PruneResult(masks=masks)
             if i + 1 < len(levels):
@@ -148,8 +157,9 @@ def snip_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torc
     return {n: (g * p).abs().detach() for n, g, p in zip(names, grads, params, strict=True)}
 
 
-def grasp_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torch.Tensor,
-                 temperature: float = 200.0) -> dict[str, torch.Tensor]:
+def grasp_scores(
+    model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, temperature: float = 200.0
+) -> dict[str, torch.Tensor]:
     """GraSP's S(-θ) = -θ ⊙ H g on the prunable weights (logits divided by the temperature, as in the paper).
 
     GraSP removes the weights with the *highest* S (their removal reduces gradient flow least, or increases
@@ -160,17 +170,18 @@ def grasp_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: tor
     g = [t.detach() for t in torch.autograd.grad(loss, params)]
     loss = F.cross_entropy(model(x) / temperature, y)
     grads = torch.autograd.grad(loss, params, create_graph=True)
-    z = sum((gi * gd).sum() for gi, gd in zip(grads, g, strict=True))
+    z = cast(torch.Tensor, sum((gi * gd).sum() for gi, gd in zip(grads, g, strict=True)))  # non-empty: a Tensor
     hg = torch.autograd.grad(z, params)
     return {n: (-p * h).detach() for n, p, h in zip(names, params, hg, strict=True)}
 
 
-class SNIP(PruningMethod):
+class SNIPHyperparameters(_Frozen):
+    per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
+
+
+class SNIP(PruningMethod[SNIPHyperparameters]):
     name: ClassVar[str] = "prune-snip"
     description: ClassVar[str] = "SNIP: |g ⊙ θ| at the rewind point on a few-shot training batch, global top-k."
-
-    class Hyperparameters(_Frozen):
-        per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         x, y = ctx.fewshot_batch(self.hp.per_class)
@@ -178,13 +189,14 @@ class SNIP(PruningMethod):
         return {s: PruneResult(scores=scores) for s in sparsities}
 
 
-class GraSP(PruningMethod):
+class GraSPHyperparameters(_Frozen):
+    per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
+    temperature: float = Field(default=200.0, gt=0)
+
+
+class GraSP(PruningMethod[GraSPHyperparameters]):
     name: ClassVar[str] = "prune-grasp"
     description: ClassVar[str] = "GraSP: S = -θ ⊙ Hg at the rewind point; the highest S are removed."
-
-    class Hyperparameters(_Frozen):
-        per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
-        temperature: float = Field(default=200.0, gt=0)
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         x, y = ctx.fewshot_batch(self.hp.per_class)
@@ -193,8 +205,9 @@ class GraSP(PruningMethod):
         return {s: PruneResult(scores=keep_scores) for s in sparsities}
 
 
-def synflow_scores(model: nn.Module, names: Sequence[str], masks: Mapping[str, torch.Tensor] | None,
-                   in_features: int) -> dict[str, torch.Tensor]:
+def synflow_scores(
+    model: nn.Module, names: Sequence[str], masks: Mapping[str, torch.Tensor] | None, in_features: int
+) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∂R/∂θ| with R = sum of the outputs of the all-|θ| network on an all-ones input (float64).
 
     Works on a float64 copy so the product of many absolute weights neither overflows nor underflows;
@@ -221,16 +234,16 @@ class _SynFlowNet:
             for n, p, a in zip(self.names, self.params, self.absolute, strict=True):
                 p.copy_(a if masks is None else a * masks[n].to(a.device, a.dtype))
         grads = torch.autograd.grad(self.net(self.ones).sum(), self.params)
-        return {n: (g * p).abs().detach().float().cpu()
-                for n, g, p in zip(self.names, grads, self.params, strict=True)}
+        return {n: (g * p).abs().detach().float().cpu() for n, g, p in zip(self.names, grads, self.params, strict=True)}
 
 
-class SynFlow(PruningMethod):
+class SynFlowHyperparameters(_Frozen):
+    rounds: int = Field(default=100, ge=1, le=10_000)
+
+
+class SynFlow(PruningMethod[SynFlowHyperparameters]):
     name: ClassVar[str] = "prune-synflow"
     description: ClassVar[str] = "SynFlow: data-free iterative synaptic-flow scores, exponential schedule, global."
-
-    class Hyperparameters(_Frozen):
-        rounds: int = Field(default=100, ge=1, le=10_000)
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         names = list(ctx.prunable)

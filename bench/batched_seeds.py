@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import torch
-from phenomena_bench.core.family import RunContext
-from phenomena_bench.families.grokking.family import train_runs
-from phenomena_bench.registry import load_task, resolve_method
 
 from bench.common import peak_memory_mb, sync
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.families.grokking.train import train_runs
+from phenomena_bench.registry import load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 
@@ -56,8 +56,10 @@ def main() -> None:
     print(f"{args.method} on {task.id} [{args.tier}], {len(seeds)} seeds, device {args.device}")
     print(f"{'seed':>4} {'steps alone':>12} {'steps batched':>14} {'val acc alone':>14} {'val acc batched':>16}")
     for s, a, b in zip(seeds, alone, together):
-        print(f"{s:>4} {a.metrics['steps_to_target']:>12} {b.metrics['steps_to_target']:>14} "
-              f"{a.metrics['final_val_acc']:>14.4f} {b.metrics['final_val_acc']:>16.4f}")
+        print(
+            f"{s:>4} {a.metrics['steps_to_target']:>12} {b.metrics['steps_to_target']:>14} "
+            f"{a.metrics['final_val_acc']:>14.4f} {b.metrics['final_val_acc']:>16.4f}"
+        )
     print(f"one by one: {t_alone:.1f} s   batched: {t_together:.1f} s   speed-up x{t_alone / t_together:.2f}")
     print(f"peak memory {peak_memory_mb(args.device):.0f} MB")
 

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import torch
-from phenomena_bench.core.family import RunContext
-from phenomena_bench.families.grokking.family import train_runs
-from phenomena_bench.registry import load_task, resolve_method
 
 from bench.common import peak_memory_mb, sync
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.families.grokking.train import train_runs
+from phenomena_bench.registry import load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 
@@ -52,8 +52,10 @@ def main() -> None:
     cold, cold_loss = timed(True)
     warm, _ = timed(True)
     print(f"{args.method} on {task.id} [{args.tier}], {args.steps} steps, {len(seeds)} seed(s), device {args.device}")
-    print(f"eager {eager:.2f} s | compiled, first run (compile included) {cold:.2f} s (x{eager / cold:.2f}) | "
-          f"compiled, warm {warm:.2f} s (x{eager / warm:.2f} faster than eager)")
+    print(
+        f"eager {eager:.2f} s | compiled, first run (compile included) {cold:.2f} s (x{eager / cold:.2f}) | "
+        f"compiled, warm {warm:.2f} s (x{eager / warm:.2f} faster than eager)"
+    )
     print(f"final train loss: eager {eager_loss:.6f}, compiled {cold_loss:.6f}")
     print(f"peak memory {peak_memory_mb(args.device):.0f} MB")
 

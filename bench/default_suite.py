@@ -27,15 +27,32 @@ def main() -> None:
     parser.add_argument("--suite", default="default")
     args = parser.parse_args()
     store = args.keep or Path(tempfile.mkdtemp(prefix="phenomena-bench-suite-"))
-    command = [sys.executable, "-m", "phenomena_bench.cli", "run", "--suite", args.suite, "--tier", "default",
-               "--store", str(store), "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "phenomena_bench.cli",
+        "run",
+        "--suite",
+        args.suite,
+        "--tier",
+        "default",
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+    ]
     if args.workers:
         command += ["--workers", str(args.workers)]
     t0 = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    runs = json.loads(subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--runs", "--format", "json",
-                                      "--store", str(store)], capture_output=True, text=True).stdout)
+    runs = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "phenomena_bench.cli", "show", "--runs", "--format", "json", "--store", str(store)],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     per_family: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     for run in runs:
@@ -48,8 +65,10 @@ def main() -> None:
     for run in runs:
         statuses[run["status"]] += 1
     print(f"statuses: {dict(statuses)}; exit code {result.returncode}")
-    print(f"default suite wall time: {wall / 60:.1f} min (target <= {TARGET_S / 60:.0f} min) -> "
-          f"{'OK' if wall <= TARGET_S else 'OVER'}; store {store}")
+    print(
+        f"default suite wall time: {wall / 60:.1f} min (target <= {TARGET_S / 60:.0f} min) -> "
+        f"{'OK' if wall <= TARGET_S else 'OVER'}; store {store}"
+    )
 
 
 if __name__ == "__main__":

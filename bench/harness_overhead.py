@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import torch
-from phenomena_bench.core.family import RunContext
-from phenomena_bench.data.modular import make_split
-from phenomena_bench.families.grokking.family import build_model, train
-from phenomena_bench.registry import load_task, resolve_method
 
 from bench.common import matmul_gflops, peak_memory_mb, sync
+from phenomena_bench.core.family import RunContext
+from phenomena_bench.data.modular import make_split
+from phenomena_bench.families.grokking.train import build_model, train
+from phenomena_bench.registry import load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 
@@ -30,8 +30,13 @@ def plain_loop(task, seed: int, device: str) -> None:  # type: ignore[no-untyped
     split = make_split(task.data.operation, task.data.p, task.data.train_fraction, seed).to(device)
     torch.manual_seed(seed)
     model = build_model(task).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=1.0,
-                            **({"fused": True} if device.startswith("cuda") else {"foreach": False}))
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=1e-3,
+        betas=(0.9, 0.98),
+        weight_decay=1.0,
+        **({"fused": True} if device.startswith("cuda") else {"foreach": False}),
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / 10, 1.0))
     generator = torch.Generator().manual_seed(seed + 1)
     n, batch = len(split.train_x), task.training.batch_size
@@ -86,13 +91,17 @@ def main() -> None:
     best_h, best_p = min(harness), min(plain)
     flops = outcome.metrics["flops"]
     rate = matmul_gflops(args.device)
-    print(f"device {args.device}, {args.threads} thread(s), {args.steps} steps, batch {task.training.batch_size}, "
-          f"eval every {task.training.eval_every}; best of {args.repeats}")
+    print(
+        f"device {args.device}, {args.threads} thread(s), {args.steps} steps, batch {task.training.batch_size}, "
+        f"eval every {task.training.eval_every}; best of {args.repeats}"
+    )
     print(f"plain loop      {best_p:8.2f} s   {args.steps / best_p:8.1f} steps/s")
     print(f"harness         {best_h:8.2f} s   {args.steps / best_h:8.1f} steps/s")
     print(f"ratio harness/plain = {best_h / best_p:.3f}   (target <= 1.10)")
-    print(f"harness FLOP rate   = {flops / best_h / 1e9:.1f} GFLOP/s = {flops / best_h / 1e9 / rate:.1%} of the "
-          f"measured {rate:.1f} GFLOP/s matmul rate")
+    print(
+        f"harness FLOP rate   = {flops / best_h / 1e9:.1f} GFLOP/s = {flops / best_h / 1e9 / rate:.1%} of the "
+        f"measured {rate:.1f} GFLOP/s matmul rate"
+    )
     print(f"peak memory         = {peak_memory_mb(args.device):.0f} MB")
 
 

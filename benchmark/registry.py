@@ -27,11 +27,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Union
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
 from phenomena_bench.core.errors import BenchmarkError, MethodError, SpecError
 from phenomena_bench.core.family import Family, missing_hooks
 from phenomena_bench.core.method import Method
 from phenomena_bench.core.spec import TIER_NAMES, TaskSpec, format_validation_error, read_yaml_mapping, resolve_tier
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 METHODS_GROUP = "phenomena_bench.methods"
 FAMILIES_GROUP = "phenomena_bench.families"

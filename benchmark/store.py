@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from phenomena_bench.core.atomic import atomic_write_text
 from phenomena_bench.core.errors import StoreError
 from phenomena_bench.core.family import Scalar, Status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_STORE = "results"
 STORE_ENV = "PHENOMENA_BENCH_STORE"
@@ -72,7 +73,8 @@ class RunRecord(BaseModel):
     finished_at: str
     task: dict[str, Any] = Field(description="The resolved task spec the run used (tier applied).")
     batched_with: int = Field(
-        default=1, ge=1,
+        default=1,
+        ge=1,
         description="Seeds trained together in one program with this run (1: alone). The result does not "
         "depend on it; `wall_time_s` is then the program's wall time divided by it.",
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, HttpUrl, ValidationError, field_validator
+
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.core.spec import StrictModel, format_validation_error, read_yaml_mapping
 from phenomena_bench.registry import family_names
-from pydantic import Field, HttpUrl, ValidationError, field_validator
 
 
 class Person(StrictModel):

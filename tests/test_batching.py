@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.registry import load_tasks, select_tasks
 from phenomena_bench.run.execute import execute_job
 from phenomena_bench.run.plan import batching_enabled, group_jobs, plan_runs
 from phenomena_bench.store import Store
-
 from tests.test_cli import ROOT, cli
 
 
@@ -39,7 +39,12 @@ def test_groups_are_capped_and_split_by_method(tmp_path: Path) -> None:
     todo = _plan(tmp_path, ["adamw", "adam"], seeds=5)
     jobs = group_jobs(todo, batch=True, max_batch=2)
     assert [(job.runs[0].method["name"], [r.seed for r in job.runs]) for job in jobs] == [
-        ("adamw", [0, 1]), ("adamw", [2, 3]), ("adamw", [4]), ("adam", [0, 1]), ("adam", [2, 3]), ("adam", [4])
+        ("adamw", [0, 1]),
+        ("adamw", [2, 3]),
+        ("adamw", [4]),
+        ("adam", [0, 1]),
+        ("adam", [2, 3]),
+        ("adam", [4]),
     ]
 
 
@@ -49,10 +54,16 @@ def test_a_job_narrowed_to_its_claimed_runs(tmp_path: Path) -> None:
     assert job.only([]) is None
 
 
-@pytest.mark.parametrize(("policy", "device", "expected"), [
-    ("auto", "cpu", False), ("auto", "cuda", True), ("auto", "cuda:1", True),
-    ("on", "cpu", True), ("off", "cuda", False),
-])
+@pytest.mark.parametrize(
+    ("policy", "device", "expected"),
+    [
+        ("auto", "cpu", False),
+        ("auto", "cuda", True),
+        ("auto", "cuda:1", True),
+        ("on", "cpu", True),
+        ("off", "cuda", False),
+    ],
+)
 def test_batching_policy(policy: str, device: str, expected: bool) -> None:
     assert batching_enabled(policy, device) is expected
 
@@ -70,8 +81,20 @@ def _records(store: Path) -> dict[int, dict]:
 
 def test_batched_runs_through_the_cli_equal_runs_done_alone(tmp_path: Path) -> None:
     batched, alone = tmp_path / "batched", tmp_path / "alone"
-    common = ("run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke", "--seeds", "2",
-              "--device", "cpu", "--quiet")
+    common = (
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "adamw",
+        "--tier",
+        "smoke",
+        "--seeds",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     first = cli(*common, "--store", str(batched), "--batch-seeds", "on")
     assert first.returncode == 0, first.stderr
     assert "2 run(s) as 1 job(s)" in first.stderr
@@ -91,7 +114,7 @@ def test_batched_runs_through_the_cli_equal_runs_done_alone(tmp_path: Path) -> N
 
 
 def test_a_batch_that_returns_too_few_outcomes_fails_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from phenomena_bench.families.grokking.family import FAMILY
+    from phenomena_bench.families.grokking import FAMILY
 
     monkeypatch.setattr(FAMILY, "run_batch", lambda task, method, seeds, ctx: [])
     job = group_jobs(_plan(tmp_path, ["adamw"], seeds=2), batch=True)[0]

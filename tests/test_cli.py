@@ -16,15 +16,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "phenomena_bench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "phenomena_bench.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full_env,
+    )
 
 
 @pytest.fixture(scope="module")
 def smoke_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("store")
-    result = cli("run", "--task", "grokking/add-mod97", "--method", "adamw", "grad-norm", "--tier", "smoke",
-                 "--seeds", "1", "--store", str(store), "--quiet")
+    result = cli(
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "adamw",
+        "grad-norm",
+        "--tier",
+        "smoke",
+        "--seeds",
+        "1",
+        "--store",
+        str(store),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert "adamw" in result.stdout and "grad-norm" in result.stdout and "steps to 99%" in result.stdout
     return store
@@ -39,8 +58,21 @@ def test_run_stores_one_record_per_run(smoke_store: Path) -> None:
 
 def test_second_run_does_no_work(smoke_store: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in (smoke_store / "runs").glob("*/*.json")}
-    result = cli("run", "--task", "grokking/add-mod97", "--method", "adamw", "grad-norm", "--tier", "smoke",
-                 "--seeds", "1", "--store", str(smoke_store), "--quiet")
+    result = cli(
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "adamw",
+        "grad-norm",
+        "--tier",
+        "smoke",
+        "--seeds",
+        "1",
+        "--store",
+        str(smoke_store),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert "2 already in" in result.stderr and "0 to do" in result.stderr
     assert {p: p.stat().st_mtime_ns for p in (smoke_store / "runs").glob("*/*.json")} == before
@@ -106,8 +138,17 @@ def test_run_refuses_an_invalid_suite(tmp_path: Path) -> None:
 
 
 def test_method_that_does_not_import(tmp_path: Path) -> None:
-    result = cli("run", "--task", "grokking/add-mod97", "--method", "no_such_pkg.mod:Thing", "--tier", "smoke",
-                 "--store", str(tmp_path))
+    result = cli(
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "no_such_pkg.mod:Thing",
+        "--tier",
+        "smoke",
+        "--store",
+        str(tmp_path),
+    )
     assert result.returncode == 2 and "cannot import module 'no_such_pkg.mod'" in result.stderr
 
 
@@ -118,34 +159,104 @@ def test_unknown_method_and_task(tmp_path: Path) -> None:
 
 def test_method_for_another_family(tmp_path: Path) -> None:
     module = tmp_path / "other_family_method.py"
-    module.write_text(textwrap.dedent("""
+    module.write_text(
+        textwrap.dedent("""
         from phenomena_bench.core.method import Method
 
         class Elsewhere(Method):
             name = "elsewhere"
             family = "no-such-family"
-    """))
-    result = cli("run", "--task", "grokking/add-mod97", "--method", "other_family_method:Elsewhere",
-                 "--tier", "smoke", "--store", str(tmp_path / "s"), cwd=tmp_path,
-                 env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")})
+    """)
+    )
+    result = cli(
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "other_family_method:Elsewhere",
+        "--tier",
+        "smoke",
+        "--store",
+        str(tmp_path / "s"),
+        cwd=tmp_path,
+        env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")},
+    )
     assert result.returncode == 2 and "no-such-family" in result.stderr
 
 
 def test_module_attr_method_runs_without_installing(tmp_path: Path) -> None:
     module = tmp_path / "my_sgd.py"
-    module.write_text(textwrap.dedent("""
+    module.write_text(
+        textwrap.dedent("""
         import torch
-        from phenomena_bench.families.grokking.family import GrokkingMethod
+        from phenomena_bench.families.grokking.api import GrokkingMethod
 
         class PlainSGD(GrokkingMethod):
             name = "plain-sgd"
 
             def configure(self, model, params, info):
                 return torch.optim.SGD(params.values(), lr=0.1)
-    """))
-    result = cli("run", "--task", "grokking/add-mod97", "--method", "my_sgd:PlainSGD", "--tier", "smoke",
-                 "--seeds", "1", "--store", str(tmp_path / "s"), "--quiet", "--format", "json", cwd=tmp_path,
-                 env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")})
+    """)
+    )
+    result = cli(
+        "run",
+        "--task",
+        "grokking/add-mod97",
+        "--method",
+        "my_sgd:PlainSGD",
+        "--tier",
+        "smoke",
+        "--seeds",
+        "1",
+        "--store",
+        str(tmp_path / "s"),
+        "--quiet",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")},
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows[0]["method"] == "plain-sgd" and rows[0]["seeds"] == 1
+
+
+def test_the_shipped_suite_is_found_from_any_folder(tmp_path: Path) -> None:
+    result = cli("tasks", cwd=tmp_path, env={"PHENOMENA_BENCH_TASKS": ""})
+    assert result.returncode == 0, result.stderr
+    assert "grokking/add-mod97" in result.stdout and "hessian/digits-tanh-ce-init" in result.stdout
+
+
+def test_lm_eval_style_options_and_an_included_task_folder(tmp_path: Path) -> None:
+    """`--tasks a,b`, `--methods x,y`, `--num-seeds`, `--output-path`, and `--include-path` adding a spec."""
+    mine = tmp_path / "my-tasks" / "grokking"
+    mine.mkdir(parents=True)
+    text = (ROOT / "tasks" / "grokking" / "add-mod97.yaml").read_text()
+    assert "id: grokking/add-mod97" in text
+    (mine / "mine.yaml").write_text(text.replace("id: grokking/add-mod97", "id: mine/add-mod97", 1))
+    store = tmp_path / "out"
+    result = cli(
+        "run",
+        "--tasks",
+        "mine/add-mod97,grokking/add-mod97",
+        "--methods",
+        "adamw,grad-norm",
+        "--tier",
+        "smoke",
+        "--num-seeds",
+        "1",
+        "--output-path",
+        str(store),
+        "--include-path",
+        str(tmp_path / "my-tasks"),
+        "--quiet",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["task_id"], r["method"]) for r in rows} == {
+        (t, m) for t in ("mine/add-mod97", "grokking/add-mod97") for m in ("adamw", "grad-norm")
+    }
+    assert len(list((store / "runs").glob("*/*.json"))) == 4

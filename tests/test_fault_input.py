@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from phenomena_bench.cli import main
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.registry import load_task
@@ -43,7 +44,11 @@ def _fault_methods_importable(monkeypatch: pytest.MonkeyPatch) -> None:
         ("grokking_faults:NotAMethod", [], "not a phenomena_bench Method"),
         ("no_such_module_xyz:Thing", [], "cannot import module 'no_such_module_xyz'"),
         ("grokking_faults:BadHyperparameters", ["--hp", "lr=-1"], "'fault-hp': invalid hyperparameters: lr: Input"),
-        ("grokking_faults:BadHyperparameters", ["--hp", "momentum=0.9"], "unknown hyperparameter(s) momentum (allowed: lr)"),
+        (
+            "grokking_faults:BadHyperparameters",
+            ["--hp", "momentum=0.9"],
+            "unknown hyperparameter(s) momentum (allowed: lr)",
+        ),
         ("grokking_faults:BadHyperparameters", ["--hp", "lr"], "--hp 'lr': write KEY=VALUE"),
         ("mil-none", [], "is for family 'mil_dropout'"),
     ],
@@ -113,15 +118,18 @@ def test_bad_spec_file_in_a_run(
     assert all(line.startswith(("error: ", str(tasks))) for line in err.strip().splitlines())
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.one_of(
-    st.binary(max_size=200),
-    st.text(max_size=200).map(lambda t: t.encode("utf-8")),
-    st.sampled_from(SPEC.read_text().splitlines()).flatmap(
-        lambda line: st.text(max_size=12).map(lambda junk: SPEC.read_text().replace(line, line + junk, 1).encode())
-    ),
-))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8")),
+        st.sampled_from(SPEC.read_text().splitlines()).flatmap(
+            lambda line: st.text(max_size=12).map(lambda junk: SPEC.read_text().replace(line, line + junk, 1).encode())
+        ),
+    )
+)
 def test_loader_on_arbitrary_bytes(tmp_path: Path, content: bytes) -> None:
     """Whatever bytes a spec file holds, the loader accepts them or raises SpecError with named problems."""
     path = tmp_path / "fuzz.yaml"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from phenomena_bench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,20 +47,52 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _env(log: Path, phase: str = "1", **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return {**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{FAULTS}{os.pathsep}{ROOT}", "FAULT_LOG": str(log),
-            "FAULT_PHASE": phase, **extra}
+    return {
+        **env,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": f"{FAULTS}{os.pathsep}{ROOT}",
+        "FAULT_LOG": str(log),
+        "FAULT_PHASE": phase,
+        **extra,
+    }
 
 
 def _run_args(tasks_dir: Path, store: Path, *methods: str, extra: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "phenomena_bench.cli", "run", "--tasks-dir", str(tasks_dir), "--task", TASK,
-            "--method", *(f"grokking_faults:{m}" for m in methods), "--tier", "smoke", "--store", str(store),
-            "--device", "cpu", "--quiet", "--format", "json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "phenomena_bench.cli",
+        "run",
+        "--tasks-dir",
+        str(tasks_dir),
+        "--task",
+        TASK,
+        "--method",
+        *(f"grokking_faults:{m}" for m in methods),
+        "--tier",
+        "smoke",
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--format",
+        "json",
+        *extra,
+    ]
 
 
-def cli(tasks_dir: Path, store: Path, log: Path, *methods: str, extra: tuple[str, ...] = (), phase: str = "1",
-        **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_run_args(tasks_dir, store, *methods, extra=extra), capture_output=True, text=True,
-                          timeout=300, env=_env(log, phase, **env), cwd=ROOT)
+def cli(
+    tasks_dir: Path, store: Path, log: Path, *methods: str, extra: tuple[str, ...] = (), phase: str = "1", **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _run_args(tasks_dir, store, *methods, extra=extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(log, phase, **env),
+        cwd=ROOT,
+    )
 
 
 def starts(log: Path) -> list[tuple[str, int, int, str]]:
@@ -106,8 +139,16 @@ def faulty_suite(tasks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> S
     """One suite of every in-run fault, two workers, Hub tokens set in the runner's environment."""
     folder = tmp_path_factory.mktemp("faulty")
     store, log = folder / "store", folder / "starts.log"
-    result = cli(tasks_dir, store, log, *ALL_FAULTS, extra=("--workers", "2"),
-                 HF_TOKEN="hf_secret", HUGGING_FACE_HUB_TOKEN="hf_secret2", MY_API_KEY="k")
+    result = cli(
+        tasks_dir,
+        store,
+        log,
+        *ALL_FAULTS,
+        extra=("--workers", "2"),
+        HF_TOKEN="hf_secret",
+        HUGGING_FACE_HUB_TOKEN="hf_secret2",
+        MY_API_KEY="k",
+    )
     return store, log, result
 
 
@@ -117,8 +158,14 @@ def test_every_fault_gets_its_status_and_the_others_run(faulty_suite: Suite) -> 
     records = intact(store)
     status = {name.split("/")[0]: r["status"] for name, r in records.items()}
     assert status == {
-        "fault-ok": "ok", "fault-env": "ok", "fault-diverges": "diverged", "fault-raises": "failed",
-        "fault-hangs": "timeout", "fault-segfaults": "failed", "fault-exits": "failed", "fault-oom": "failed",
+        "fault-ok": "ok",
+        "fault-env": "ok",
+        "fault-diverges": "diverged",
+        "fault-raises": "failed",
+        "fault-hangs": "timeout",
+        "fault-segfaults": "failed",
+        "fault-exits": "failed",
+        "fault-oom": "failed",
     }, {k: records[k]["error"] for k in records}
     assert "Traceback" not in result.stderr
     assert len(json.loads(result.stdout)) == len(ALL_FAULTS)  # the table still lists every method
@@ -157,9 +204,7 @@ def test_tokens_never_reach_a_worker(faulty_suite: Suite) -> None:
     assert intact(faulty_suite[0])["fault-env/0"]["status"] == "ok"
 
 
-def test_retry_failed_redoes_only_failed_and_timed_out_runs(
-    faulty_suite: Suite, tasks_dir: Path
-) -> None:
+def test_retry_failed_redoes_only_failed_and_timed_out_runs(faulty_suite: Suite, tasks_dir: Path) -> None:
     store, log, _ = faulty_suite
     before = intact(store)
     again = cli(tasks_dir, store, log, "Ok", "Raises", "Diverges", "Exits", phase="retry")
@@ -186,19 +231,26 @@ def test_faults_in_a_batch_of_seeds_end_every_run_of_the_batch(tasks_dir: Path, 
     assert all(r["batched_with"] == 2 for r in records.values())
     status = {name: r["status"] for name, r in records.items()}
     assert status == {
-        "fault-batched-ok/0": "ok", "fault-batched-ok/1": "ok",
-        "fault-batched-raises/0": "failed", "fault-batched-raises/1": "failed",
-        "fault-batched-segfaults/0": "failed", "fault-batched-segfaults/1": "failed",
-        "fault-batched-hangs/0": "timeout", "fault-batched-hangs/1": "timeout",
+        "fault-batched-ok/0": "ok",
+        "fault-batched-ok/1": "ok",
+        "fault-batched-raises/0": "failed",
+        "fault-batched-raises/1": "failed",
+        "fault-batched-segfaults/0": "failed",
+        "fault-batched-segfaults/1": "failed",
+        "fault-batched-hangs/0": "timeout",
+        "fault-batched-hangs/1": "timeout",
     }, {k: records[k]["error"] for k in records}
     logged = starts(log)
     assert sorted(tag for tag, *_ in logged if tag != "child") == sorted(  # one program per method: one start
-        ["fault-batched-ok", "fault-batched-raises", "fault-batched-segfaults", "fault-batched-hangs"])
+        ["fault-batched-ok", "fault-batched-raises", "fault-batched-segfaults", "fault-batched-hangs"]
+    )
     for seed in (0, 1):
         assert records[f"fault-batched-raises/{seed}"]["error"].startswith("ValueError: injected failure")
         assert "SIGSEGV" in records[f"fault-batched-segfaults/{seed}"]["error"]
-        assert f"batch of 2 runs exceeded its time limit of {2 * TIME_LIMIT_S} s" in (
-            records[f"fault-batched-hangs/{seed}"]["error"])
+        assert (
+            f"batch of 2 runs exceeded its time limit of {2 * TIME_LIMIT_S} s"
+            in (records[f"fault-batched-hangs/{seed}"]["error"])
+        )
     hung = [pid for tag, _, pid, _ in logged if tag in ("fault-batched-hangs", "child")]
     assert len(hung) == 2 and wait_dead(hung) == []
 
@@ -219,8 +271,9 @@ def _wait_for_records(store: Path, at_least: int, proc: subprocess.Popen[str], w
 def test_sigkill_mid_suite_then_resume_does_only_what_is_missing(tasks_dir: Path, tmp_path: Path) -> None:
     store, log = tmp_path / "store", tmp_path / "starts.log"
     args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "4", "--workers", "1"))
-    proc = subprocess.Popen(args, env=_env(log, "first"), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args, env=_env(log, "first"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for_records(store, 1, proc)
         proc.send_signal(signal.SIGKILL)
@@ -249,8 +302,15 @@ def test_ctrl_c_stops_cleanly_and_reports_what_finished(tasks_dir: Path, tmp_pat
     args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "3", "--workers", "1"))
     # A runner started from a terminal has SIGINT at its default; one started by a background job (`cmd &` in a
     # script, as CI may run the tests) inherits SIG_IGN, and Python then never raises KeyboardInterrupt.
-    proc = subprocess.Popen(args, env=_env(log), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        args,
+        env=_env(log),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         _wait_for_records(store, 1, proc)
         proc.send_signal(signal.SIGINT)
@@ -267,8 +327,17 @@ def test_ctrl_c_stops_cleanly_and_reports_what_finished(tasks_dir: Path, tmp_pat
 def test_two_runners_on_one_store_lose_and_duplicate_nothing(tasks_dir: Path, tmp_path: Path) -> None:
     store, log = tmp_path / "store", tmp_path / "starts.log"
     args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "4", "--workers", "1"))
-    procs = [subprocess.Popen(args, env=_env(log, str(i), FAULT_SLEEP_S="1"), cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            args,
+            env=_env(log, str(i), FAULT_SLEEP_S="1"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outputs]
     final = intact(store)
@@ -284,8 +353,12 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
     assert cli(tasks_dir, store, log, "Ok", extra=("--executor", "local")).returncode == 0
     (path,) = list((store / "runs").glob("*/*.json"))
     path.write_text(path.read_text()[:100])  # torn
-    shown = subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store)],
-                           capture_output=True, text=True, cwd=ROOT)
+    shown = subprocess.run(
+        [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert shown.returncode == 0 and f"{path}: corrupt record, not trusted" in shown.stderr
     redo = cli(tasks_dir, store, log, "Ok", extra=("--executor", "local"), phase="redo")
     assert redo.returncode == 0, redo.stderr
@@ -296,12 +369,33 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
 
 def test_ray_missing_is_a_one_line_error(tmp_path: Path) -> None:
     """With Ray hidden, `--executor ray` names the extra to install instead of a traceback."""
-    code = ("import sys; sys.modules['ray'] = None; from phenomena_bench.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
+    code = "import sys; sys.modules['ray'] = None; from phenomena_bench.cli import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run(
-        [sys.executable, "-c", code, "run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke",
-         "--seeds", "1", "--store", str(tmp_path), "--executor", "ray", "--device", "cpu", "--quiet"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "--task",
+            "grokking/add-mod97",
+            "--method",
+            "adamw",
+            "--tier",
+            "smoke",
+            "--seeds",
+            "1",
+            "--store",
+            str(tmp_path),
+            "--executor",
+            "ray",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert result.returncode == 2 and "pip install 'phenomena-bench[ray]'" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

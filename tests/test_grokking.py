@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
 from phenomena_bench.baselines.grokking import AdamW, GradNorm, GrokfastEMA, GrokfastMA, newton_schulz
 from phenomena_bench.core.errors import MethodError
-from phenomena_bench.core.family import RunContext
+from phenomena_bench.core.family import RunContext, missing_hooks
+from phenomena_bench.core.method import NoHyperparameters
 from phenomena_bench.data.modular import all_pairs, make_split
-from phenomena_bench.families.grokking.family import FAMILY, TrainingInfo, first_crossing, first_held, train_runs
+from phenomena_bench.families.grokking import FAMILY
+from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
+from phenomena_bench.families.grokking.score import first_crossing, first_held
+from phenomena_bench.families.grokking.train import train_runs
 from phenomena_bench.models.transformer import OneLayerTransformer
-from phenomena_bench.registry import load_task, resolve_method
-from torch.utils.flop_counter import FlopCounterMode
+from phenomena_bench.registry import baseline_classes, load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", seed=0)
@@ -143,6 +148,22 @@ def test_grad_norm_rescales_to_unit_norm() -> None:
     assert torch.allclose(model.weight.grad, torch.tensor([[0.6, 0.8]]))
 
 
+def test_configure_is_the_abstract_hook_and_each_baseline_types_its_own_hyperparameters() -> None:
+    class Incomplete(GrokkingMethod[NoHyperparameters]):
+        name = "incomplete"
+
+    assert missing_hooks(Incomplete) == ["configure()"]
+    grokking = [cls for cls in baseline_classes().values() if cls.family == "grokking"]
+    assert len(grokking) == 6 and all(missing_hooks(cls) == [] for cls in grokking)
+    # The generic argument sets `Hyperparameters`: each method gets its own model and defaults.
+    ema = GrokfastEMA()
+    assert type(ema.hp).__name__ == "GrokfastEMAHyperparameters" and ema.hp.alpha == 0.98
+    assert AdamW().hp.weight_decay == 1.0 and GradNorm().hp.norm == 1.0
+    assert AdamW.batchable and GrokfastEMA.batchable and GrokfastMA.batchable and not GradNorm.batchable
+    with pytest.raises(MethodError, match="unknown hyperparameter"):
+        AdamW(alpha=0.5)
+
+
 def test_newton_schulz_orthogonalises() -> None:
     torch.manual_seed(0)
     g = torch.randn(16, 48)
@@ -166,8 +187,9 @@ def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> 
     ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
     first = FAMILY.run(task, resolve_method("adamw"), ctx)
     second = FAMILY.run(task, resolve_method("adamw"), ctx)
-    assert first.status == "ok" and first.metrics == second.metrics | {"time_to_target_s": first.metrics[
-        "time_to_target_s"]}
+    assert first.status == "ok" and first.metrics == second.metrics | {
+        "time_to_target_s": first.metrics["time_to_target_s"]
+    }
     m = first.metrics
     assert m["steps_run"] == task.training.steps and m["budget"] == task.training.steps
     assert m["reached"] is False and m["steps_to_target"] == task.training.steps  # censored at the budget
@@ -216,8 +238,10 @@ def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> No
         train_runs(task, resolve_method("grad-norm"), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))
 
 
-@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                    reason="torch.compile on the CPU needs a C++ compiler (none on PATH)")
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="torch.compile on the CPU needs a C++ compiler (none on PATH)",
+)
 def test_compiled_training_step_matches_eager(tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 

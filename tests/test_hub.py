@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.report import hub
 from phenomena_bench.store import MethodIdentity, RunRecord, Store
@@ -30,24 +31,65 @@ EVIL = "<script>alert(1)</script>"
 REPO = "phenomena-bench/results-test"
 
 
-def record(method: str, seed: int, steps: int, reached: bool, *, status: str = "ok", tier: str = "smoke",
-           label: str | None = None, hp: dict[str, Any] | None = None) -> RunRecord:
+def record(
+    method: str,
+    seed: int,
+    steps: int,
+    reached: bool,
+    *,
+    status: str = "ok",
+    tier: str = "smoke",
+    label: str | None = None,
+    hp: dict[str, Any] | None = None,
+) -> RunRecord:
     label = label or method
-    metrics: dict[str, Any] = ({"steps_to_target": steps, "reached": reached, "final_val_acc": 0.5 + steps / 1e4,
-                                "steps_run": steps, "flops": 1.5e12, "note": "ü ✓", "missing": None}
-                               if status == "ok" else {})
+    metrics: dict[str, Any] = (
+        {
+            "steps_to_target": steps,
+            "reached": reached,
+            "final_val_acc": 0.5 + steps / 1e4,
+            "steps_run": steps,
+            "flops": 1.5e12,
+            "note": "ü ✓",
+            "missing": None,
+        }
+        if status == "ok"
+        else {}
+    )
     return RunRecord(
         key=hashlib.sha256(f"{method}|{label}|{seed}|{tier}".encode()).hexdigest(),
-        task_id="add-mod97", task_version=1, family="grokking", tier=tier, seed=seed,
-        method=MethodIdentity(name=method, family="grokking", version="1", hyperparameters=hp or {"lr": 1e-3},
-                              label=label, ref=method, source=None),
-        status=status, metrics=metrics,
+        task_id="add-mod97",
+        task_version=1,
+        family="grokking",
+        tier=tier,
+        seed=seed,
+        method=MethodIdentity(
+            name=method,
+            family="grokking",
+            version="1",
+            hyperparameters=hp or {"lr": 1e-3},
+            label=label,
+            ref=method,
+            source=None,
+        ),
+        status=status,
+        metrics=metrics,
         curves={"val_acc": {"x": [0, 100, 200], "y": [0.01, 0.5, 1.0], "x_label": "step"}} if status == "ok" else {},
-        error=None if status == "ok" else "Traceback: boom", wall_time_s=1.25 * (seed + 1), device="cpu",
-        torch_version="2.13", benchmark_version="0.1.0", started_at="2026-01-01T00:00:00",
+        error=None if status == "ok" else "Traceback: boom",
+        wall_time_s=1.25 * (seed + 1),
+        device="cpu",
+        torch_version="2.13",
+        benchmark_version="0.1.0",
+        started_at="2026-01-01T00:00:00",
         finished_at=f"2026-01-01T00:0{seed}:00",
-        task={"id": "add-mod97", "family": "grokking", "version": 1, "title": "Grokking", "description": "d",
-              "data": {"p": 97}},
+        task={
+            "id": "add-mod97",
+            "family": "grokking",
+            "version": 1,
+            "title": "Grokking",
+            "description": "d",
+            "data": {"p": 97},
+        },
     )
 
 
@@ -76,8 +118,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> hub.DatasetFolder:
 
 def test_folder_layout_and_card(folder: hub.DatasetFolder) -> None:
     assert folder.files == ["README.md", "data/runs.parquet", "data/leaderboard.parquet", "data/tasks.parquet"]
-    assert sorted(p.relative_to(folder.path).as_posix() for p in folder.path.rglob("*") if p.is_file()) \
-        == sorted(folder.files)
+    assert sorted(p.relative_to(folder.path).as_posix() for p in folder.path.rglob("*") if p.is_file()) == sorted(
+        folder.files
+    )
     assert folder.counts == {"runs": 6, "leaderboard": 2, "tasks": 1}
     card = (folder.path / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n")
@@ -109,7 +152,7 @@ def test_load_dataset_round_trips_every_record(folder: hub.DatasetFolder, tmp_pa
     board = datasets.load_dataset(str(folder.path), "leaderboard", split="train", cache_dir=str(tmp_path / "c"))
     adamw = next(r for r in board if r["method"] == "adamw")
     assert adamw["seeds"] == 4 and adamw["failed"] == 1 and adamw["successes"] == 2
-    assert json.loads(adamw["stats"])["steps_to_target.median"] == 1100
+    assert json.loads(adamw["stats"])["cells"]["steps_to_target"]["median"] == 1100
     tasks = datasets.load_dataset(str(folder.path), "tasks", split="train", cache_dir=str(tmp_path / "c"))
     assert tasks[0]["task_id"] == "add-mod97" and json.loads(tasks[0]["spec_json"])["data"] == {"p": 97}
     # the default config is `runs`
@@ -157,8 +200,10 @@ class FakeHub:
             return httpx2.Response(200, json={"errors": [], "warnings": []})
         if method == "POST" and path.startswith(f"{repo}/preupload/"):
             files = json.loads(request.content)["files"]
-            return httpx2.Response(200, json={"files": [{"path": f["path"], "uploadMode": "regular",
-                                                         "shouldIgnore": False} for f in files]})
+            return httpx2.Response(
+                200,
+                json={"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+            )
         if method == "POST" and path.startswith(f"{repo}/commit/"):
             lines = [json.loads(line) for line in request.content.decode().splitlines() if line.strip()]
             header = next(x["value"] for x in lines if x["key"] == "header")
@@ -166,28 +211,55 @@ class FakeHub:
             if header.get("parentCommit") not in (None, self.head):
                 return httpx2.Response(412, json={"error": "A commit has happened since the parent commit"})
             create_pr = request.url.params.get("create_pr") == "1"
-            self.commits.append({"header": header, "files": files, "create_pr": create_pr,
-                                 "lfs": [x for x in lines if x["key"] == "lfsFile"]})
+            self.commits.append(
+                {
+                    "header": header,
+                    "files": files,
+                    "create_pr": create_pr,
+                    "lfs": [x for x in lines if x["key"] == "lfsFile"],
+                }
+            )
             new = uuid.uuid4().hex[:40].ljust(40, "0")
             if not create_pr:
                 self.repo_files.update(files)
                 self.head = new
-            return httpx2.Response(200, json={
-                "commitUrl": f"https://huggingface.co/datasets/{REPO}/commit/{new}", "commitOid": new,
-                "pullRequestUrl": f"https://huggingface.co/datasets/{REPO}/discussions/1" if create_pr else None})
+            return httpx2.Response(
+                200,
+                json={
+                    "commitUrl": f"https://huggingface.co/datasets/{REPO}/commit/{new}",
+                    "commitOid": new,
+                    "pullRequestUrl": f"https://huggingface.co/datasets/{REPO}/discussions/1" if create_pr else None,
+                },
+            )
         if method == "GET" and (path == repo or path.startswith(f"{repo}/revision/")):
-            return httpx2.Response(200, json={"id": REPO, "sha": self.head, "private": False, "tags": [],
-                                              "siblings": [{"rfilename": f} for f in sorted(self.repo_files)],
-                                              "downloads": 0, "likes": 0})
+            return httpx2.Response(
+                200,
+                json={
+                    "id": REPO,
+                    "sha": self.head,
+                    "private": False,
+                    "tags": [],
+                    "siblings": [{"rfilename": f} for f in sorted(self.repo_files)],
+                    "downloads": 0,
+                    "likes": 0,
+                },
+            )
         if method == "GET" and path.startswith(f"{repo}/tree/"):
-            return httpx2.Response(200, json=[{"type": "file", "path": f, "size": len(b),
-                                               "oid": hashlib.sha1(b).hexdigest()}
-                                              for f, b in sorted(self.repo_files.items())])
+            return httpx2.Response(
+                200,
+                json=[
+                    {"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                    for f, b in sorted(self.repo_files.items())
+                ],
+            )
         resolve = f"/datasets/{REPO}/resolve/{self.head}/"
-        if method in {"GET", "HEAD"} and path.startswith(resolve) and path[len(resolve):] in self.repo_files:
-            body = self.repo_files[path[len(resolve):]]
-            headers = {"ETag": f'"{hashlib.sha1(body).hexdigest()}"', "X-Repo-Commit": self.head,
-                       "Content-Length": str(len(body))}
+        if method in {"GET", "HEAD"} and path.startswith(resolve) and path[len(resolve) :] in self.repo_files:
+            body = self.repo_files[path[len(resolve) :]]
+            headers = {
+                "ETag": f'"{hashlib.sha1(body).hexdigest()}"',
+                "X-Repo-Commit": self.head,
+                "Content-Length": str(len(body)),
+            }
             return httpx2.Response(200, headers=headers, content=b"" if method == "HEAD" else body)
         return httpx2.Response(404, json={"error": f"fake hub: no route for {method} {path}"})
 
@@ -199,24 +271,28 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
 
     fake = FakeHub()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(fake),
-                                                             follow_redirects=True))
+    huggingface_hub.set_client_factory(
+        lambda: httpx2.Client(transport=httpx2.MockTransport(fake), follow_redirects=True)
+    )
     try:
         yield fake
     finally:
         huggingface_hub.set_client_factory(_http.default_client_factory)
 
 
-def test_upload_commits_the_folder_byte_for_byte(folder: hub.DatasetFolder, fake_hub: FakeHub,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_upload_commits_the_folder_byte_for_byte(
+    folder: hub.DatasetFolder, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     secret = "hf_" + "x" * 34
     monkeypatch.setenv("HF_TOKEN", secret)
     url = hub.push_folder(folder, REPO)
     assert url.startswith(f"https://huggingface.co/datasets/{REPO}/commit/")
     assert len(fake_hub.created) == 1
     assert {k: fake_hub.created[0][k] for k in ("name", "organization", "type")} == {
-        "name": REPO.split("/")[1], "organization": REPO.split("/")[0], "type": "dataset"}
+        "name": REPO.split("/")[1],
+        "organization": REPO.split("/")[0],
+        "type": "dataset",
+    }
     assert len(fake_hub.commits) == 1
     commit = fake_hub.commits[0]
     assert commit["lfs"] == [] and commit["create_pr"] is False
@@ -235,8 +311,9 @@ def test_create_pr_for_community_submissions(folder: hub.DatasetFolder, fake_hub
     assert fake_hub.commits[0]["create_pr"] is True
 
 
-def test_a_concurrent_publish_is_refused_not_overwritten(folder: hub.DatasetFolder, fake_hub: FakeHub,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_concurrent_publish_is_refused_not_overwritten(
+    folder: hub.DatasetFolder, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original_info = huggingface_hub.HfApi.dataset_info
 
     def stale_info(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -250,8 +327,9 @@ def test_a_concurrent_publish_is_refused_not_overwritten(folder: hub.DatasetFold
     assert fake_hub.commits == []
 
 
-def test_pull_from_the_hub_merges_by_run_key(folder: hub.DatasetFolder, fake_hub: FakeHub, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_pull_from_the_hub_merges_by_run_key(
+    folder: hub.DatasetFolder, fake_hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import argparse
 
     from phenomena_bench.cli import publish as publish_cli
@@ -274,22 +352,35 @@ def test_cli_dry_run_and_pull(tmp_path: Path) -> None:
     out = tmp_path / "folder"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     cli = [sys.executable, "-m", "phenomena_bench.cli"]
-    res = subprocess.run([*cli, "publish", "--repo-id", REPO, "--dry-run", "--out", str(out), "--store",
-                          str(tmp_path / "store")], capture_output=True, text=True, timeout=300, env=env)
-    if res.returncode != 0 and "invalid choice" in res.stderr:
-        pytest.skip("publish is not wired into the CLI yet")
+    res = subprocess.run(
+        [*cli, "publish", "--repo-id", REPO, "--dry-run", "--out", str(out), "--store", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     assert "dry run" in res.stdout and (out / "data" / "runs.parquet").is_file()
     # pull into a store that already has one of the runs: only the others are added
     other = Store(tmp_path / "other")
     other.put(all_records()[0])
-    res = subprocess.run([*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
-                         capture_output=True, text=True, timeout=300, env=env)
+    res = subprocess.run(
+        [*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     assert "5 added" in res.stdout and "1 already there" in res.stdout
     assert {r.key: r for r in other.records()} == {r.key: r for r in all_records()}
-    res = subprocess.run([*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
-                         capture_output=True, text=True, timeout=300, env=env)
+    res = subprocess.run(
+        [*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert "0 added" in res.stdout and "6 already there" in res.stdout
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from phenomena_bench.report import site as leaderboard
 
+from phenomena_bench.report import site as leaderboard
 from tests.test_leaderboard import EVIL, FAMILIES, site_records
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -51,12 +51,27 @@ class Browser:
             os.dup2(high_w, 4)
 
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4, to_chrome_r, from_chrome_w), preexec_fn=wire_fds,
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4, to_chrome_r, from_chrome_w),
+            preexec_fn=wire_fds,
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -79,8 +94,9 @@ class Browser:
         raw, _, self._buffer = self._buffer.partition(b"\0")
         return json.loads(raw)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, session: bool = False,
-             timeout: float = 30.0) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, session: bool = False, timeout: float = 30.0
+    ) -> dict[str, Any]:
         self._next_id += 1
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -105,8 +121,7 @@ class Browser:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.js(f"location.href.includes({json.dumps(url_contains)}) && "
-                           "document.readyState === 'complete'"):
+                if self.js(f"location.href.includes({json.dumps(url_contains)}) && document.readyState === 'complete'"):
                     return
             except RuntimeError:
                 pass  # the old document went away mid-evaluation: navigation in progress
@@ -119,12 +134,17 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed + released at the element's centre), not a synthetic element.click()."""
-        box = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-                      " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-                      " return [r.left + r.width / 2, r.top + r.height / 2]; })()")
+        box = self.js(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+        )
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
-                                                   "clickCount": 1}, session=True)
+            self.call(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
+                session=True,
+            )
 
     def screenshot(self, path: Path) -> None:
         data = self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
@@ -149,8 +169,10 @@ class Browser:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     binary = find_chromium()
     if binary is None:
-        reason = ("Chromium not found (install Debian's package: apt-get install -y chromium; or set "
-                  "PHENOMENA_BENCH_CHROMIUM to the binary)")
+        reason = (
+            "Chromium not found (install Debian's package: apt-get install -y chromium; or set "
+            "PHENOMENA_BENCH_CHROMIUM to the binary)"
+        )
         print(f"SKIPPED browser test: {reason}")
         pytest.skip(reason)
     b = Browser(binary, tmp_path_factory.mktemp("chromium-profile"))
@@ -161,16 +183,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 
 
 def _rows(b: Browser) -> list[str]:
-    return b.js("Array.from(document.querySelectorAll('table.sortable tbody tr'))"
-                ".map(r => r.cells[1].textContent)")
+    return b.js("Array.from(document.querySelectorAll('table.sortable tbody tr')).map(r => r.cells[1].textContent)")
 
 
 def test_site_in_headless_chromium(browser: Browser, tmp_path: Path) -> None:
     site = tmp_path / "site"
     leaderboard.build_site(leaderboard.collect(site_records(), families=FAMILIES, method_descriptions={}), site)
     b = browser
-    b.call("Emulation.setDeviceMetricsOverride", {"width": 1100, "height": 900, "deviceScaleFactor": 1,
-                                                   "mobile": False}, session=True)
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        session=True,
+    )
     b.open((site / "index.html").as_uri())
     assert b.js("document.title").startswith("leaderboard")
     assert b.js("document.querySelectorAll('h2').length") == 2  # both families
@@ -190,8 +214,9 @@ def test_site_in_headless_chromium(browser: Browser, tmp_path: Path) -> None:
     b.click("table.sortable thead th:nth-child(2) button")
     asc = _rows(b)
     assert asc == sorted(asc, key=str.lower)
-    assert b.js("document.querySelector('table.sortable thead th:nth-child(2)').getAttribute('aria-sort')") \
-        == "ascending"
+    assert (
+        b.js("document.querySelector('table.sortable thead th:nth-child(2)').getAttribute('aria-sort')") == "ascending"
+    )
     b.click("table.sortable thead th:nth-child(2) button")
     assert _rows(b) == list(reversed(asc))
     # sort by the metric column: numeric order of data-sort, the censored method last
@@ -202,8 +227,11 @@ def test_site_in_headless_chromium(browser: Browser, tmp_path: Path) -> None:
     assert b.js("document.querySelectorAll('figure svg polyline').length") >= 6
 
     # readable on a phone: nothing wider than the screen except inside the scrolling table wrapper
-    b.call("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2,
-                                                   "mobile": True}, session=True)
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+        session=True,
+    )
     b.js("location.reload()")
     time.sleep(0.3)
     b.wait_loaded("tasks/grok-add-")

@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import phenomena_bench.baselines.mil_dropout as B
 import pytest
 import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+import phenomena_bench.baselines.mil_dropout as B
 from phenomena_bench.core.errors import MethodError, SpecError
-from phenomena_bench.core.family import RunContext
+from phenomena_bench.core.family import RunContext, missing_hooks
+from phenomena_bench.core.method import NoHyperparameters
 from phenomena_bench.data.bags import (
     Bags,
     NoiseModel,
@@ -26,10 +30,9 @@ from phenomena_bench.data.bags import (
     stratified_folds,
     to_padded,
 )
-from phenomena_bench.families.mil_dropout.family import FAMILY, DropoutContext, MILDropoutMethod, make_splits
+from phenomena_bench.families.mil_dropout import FAMILY, DropoutContext, MILDropoutMethod
+from phenomena_bench.families.mil_dropout.splits import make_splits
 from phenomena_bench.registry import load_task
-from sklearn.datasets import load_digits
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "mil_dropout"
@@ -89,8 +92,10 @@ def test_digit_bags_are_deterministic_per_seed() -> None:
     assert not all(len(x) == len(y) and np.array_equal(x, y) for x, y in zip(a.keys, c.keys, strict=True))
 
 
-@pytest.mark.parametrize(("name", "bags", "positives", "features"),
-                         [("musk1", 92, 47, 166), ("musk2", 102, 39, 166), ("elephant", 200, 100, 230)])
+@pytest.mark.parametrize(
+    ("name", "bags", "positives", "features"),
+    [("musk1", 92, 47, 166), ("musk2", 102, 39, 166), ("elephant", 200, 100, 230)],
+)
 def test_classic_csvs_match_published_counts(name: str, bags: int, positives: int, features: int) -> None:
     data = load_classic(name)  # type: ignore[arg-type]
     assert len(data) == bags and int(data.labels.sum()) == positives and data.num_features == features
@@ -115,12 +120,26 @@ def test_stratified_folds_partition_and_standardise_on_train_only() -> None:
 
 
 def _perturbed(kind: str, amount: float, bags: Bags, train: Bags) -> Bags:
-    return perturb(bags, kind, amount, noise=NoiseModel.fit(train), negatives=negative_pool(bags),  # type: ignore[arg-type]
-                   rng=np.random.default_rng(7))
+    return perturb(
+        bags,
+        kind,
+        amount,
+        noise=NoiseModel.fit(train),
+        negatives=negative_pool(bags),  # type: ignore[arg-type]
+        rng=np.random.default_rng(7),
+    )
 
 
-@pytest.mark.parametrize(("kind", "amount"), [("noise_instances", 0.5), ("remove_instances", 0.5),
-                                              ("bag_size", 5.0), ("bag_size", 0.5), ("feature_noise", 0.25)])
+@pytest.mark.parametrize(
+    ("kind", "amount"),
+    [
+        ("noise_instances", 0.5),
+        ("remove_instances", 0.5),
+        ("bag_size", 5.0),
+        ("bag_size", 0.5),
+        ("feature_noise", 0.25),
+    ],
+)
 def test_perturbations_preserve_labels_and_witnesses_on_digits(kind: str, amount: float) -> None:
     train, test = _digit_bags()
     out = _perturbed(kind, amount, test, train)
@@ -150,8 +169,14 @@ def test_perturbations_preserve_labels_and_witnesses_on_digits(kind: str, amount
 
 def test_remove_on_classic_data_only_touches_negative_bags() -> None:
     data = load_classic("elephant")
-    out = perturb(data, "remove_instances", 0.5, noise=NoiseModel.fit(data), negatives=negative_pool(data),
-                  rng=np.random.default_rng(0))
+    out = perturb(
+        data,
+        "remove_instances",
+        0.5,
+        noise=NoiseModel.fit(data),
+        negatives=negative_pool(data),
+        rng=np.random.default_rng(0),
+    )
     pos = data.labels == 1
     assert np.array_equal(out.sizes[pos], data.sizes[pos])
     assert np.all(out.sizes[~pos] < data.sizes[~pos]) and out.sizes.min() >= 1
@@ -186,8 +211,9 @@ def test_splits_are_the_same_for_every_method_and_differ_across_seeds() -> None:
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     sizes = [1, 3, 12, 40]
-    x, mask = to_padded([np.random.default_rng(i).random((n, 8)).astype(np.float32) for i, n in enumerate(sizes)],
-                        "cpu")
+    x, mask = to_padded(
+        [np.random.default_rng(i).random((n, 8)).astype(np.float32) for i, n in enumerate(sizes)], "cpu"
+    )
     return torch.relu(x - 0.2), mask
 
 
@@ -285,8 +311,8 @@ class _Reshaper(nn.Module):
         return h[:, :1], mask[:, :1]
 
 
-def _bad_method(module: type[nn.Module]) -> MILDropoutMethod:
-    class Bad(MILDropoutMethod):
+def _bad_method(module: type[nn.Module]) -> MILDropoutMethod[NoHyperparameters]:
+    class Bad(MILDropoutMethod[NoHyperparameters]):
         name = "bad"
 
         def make_dropout(self, ctx: DropoutContext) -> nn.Module:
@@ -300,6 +326,29 @@ def test_harness_rejects_protocol_violations(module: type[nn.Module], message: s
     spec = load_task(TASKS / "digits-bags.yaml").resolve("smoke")
     with pytest.raises(MethodError, match=message):
         FAMILY.run(spec, _bad_method(module), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+
+
+class _Poison(nn.Module):
+    """Turns every feature into NaN: the training loss becomes NaN at the first step."""
+
+    def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return h * float("nan"), mask
+
+
+def test_a_non_finite_training_loss_ends_the_run_as_diverged(tmp_path: Path) -> None:
+    spec = load_task(TASKS / "digits-bags.yaml").resolve("smoke")
+    outcome = FAMILY.run(spec, _bad_method(_Poison), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+    assert outcome.status == "diverged" and outcome.error is not None
+    assert "training loss became nan at epoch 0 (fold 0)" in outcome.error and outcome.metrics == {}
+
+
+def test_make_dropout_is_the_abstract_hook_of_the_method_base() -> None:
+    class Incomplete(MILDropoutMethod[NoHyperparameters]):
+        name = "incomplete"
+
+    assert missing_hooks(Incomplete) == ["make_dropout()"]
+    assert all(missing_hooks(cls) == [] for cls in ALL_METHODS)
+    assert B.MILDropoutSmallBags().hp.topk == 1 and B.MILDropout().hp.topk == 3  # each its own defaults
 
 
 def test_all_shipped_specs_load_and_resolve() -> None:
@@ -340,9 +389,30 @@ def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> 
 
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "phenomena_bench.cli", "run", "--task", "mil_dropout/digits-bags", "--method", "mil-none",
-           "mil-mildropout-k1", "--tier", "smoke", "--store", str(store), "--tasks-dir", str(ROOT / "tasks"),
-           "--device", "cpu", "--executor", "local", "--quiet", "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "phenomena_bench.cli",
+        "run",
+        "--task",
+        "mil_dropout/digits-bags",
+        "--method",
+        "mil-none",
+        "mil-mildropout-k1",
+        "--tier",
+        "smoke",
+        "--store",
+        str(store),
+        "--tasks-dir",
+        str(ROOT / "tasks"),
+        "--device",
+        "cpu",
+        "--executor",
+        "local",
+        "--quiet",
+        "--format",
+        "json",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     records = [json.loads(p.read_text()) for p in (store / "runs").rglob("*.json")]

@@ -128,3 +128,111 @@ def test_a_family_from_another_package_is_found_by_entry_point(monkeypatch: pyte
     finally:
         registry._family_sources.cache_clear()
         registry.get_family.cache_clear()
+
+
+TOY_FAMILY = '''
+"""A complete family in one folder: spec, method base (api), training and scoring, FAMILY."""
+
+from abc import abstractmethod
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel
+
+from phenomena_bench.core.family import Column, Family, RunContext, RunOutcome
+from phenomena_bench.core.method import Method, NoHyperparameters
+from phenomena_bench.core.spec import StrictModel, TaskSpec
+
+
+class Sizes(StrictModel):
+    n: int = 3
+
+
+class ToyTask(TaskSpec):
+    family: Literal["toy"]
+    data: Sizes = Sizes()
+    model: Sizes = Sizes()
+    training: Sizes = Sizes()
+
+
+class ToyMethod(Method[NoHyperparameters]):
+    family: ClassVar[str] = "toy"
+
+    @abstractmethod
+    def guess(self, n: int) -> float:
+        """Guess n."""
+
+
+class Half(ToyMethod):
+    name: ClassVar[str] = "toy-half"
+
+    def guess(self, n: int) -> float:
+        return n / 2
+
+
+class ToyFamily(Family[ToyTask, ToyMethod]):
+    name = "toy"
+    description = "Guess a number."
+    spec_model = ToyTask
+    method_base = ToyMethod
+    primary_metric = "error"
+    direction = "min"
+    reference_method = "toy-half"
+
+    def run(self, task: ToyTask, method: ToyMethod, ctx: RunContext) -> RunOutcome:
+        return RunOutcome(metrics={"error": abs(method.guess(task.data.n) - task.data.n)})
+
+    def columns(self) -> list[Column]:
+        return [Column("error", "error", "mean")]
+
+
+FAMILY = ToyFamily()
+'''
+
+TOY_TASK = """
+id: toy/guess
+family: toy
+version: 1
+title: Guess a number
+description: The smallest family there is.
+seeds: 2
+time_limit_s: 60
+data: {n: 8}
+tiers: {smoke: {}, default: {}, full: {}}
+"""
+
+
+def test_adding_a_family_is_one_folder_plus_its_task_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import phenomena_bench.families as families
+    from phenomena_bench.cli import main
+
+    folder = tmp_path / "families" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(TOY_FAMILY)
+    tasks = tmp_path / "tasks" / "toy"
+    tasks.mkdir(parents=True)
+    (tasks / "guess.yaml").write_text(TOY_TASK)
+    monkeypatch.setattr(families, "__path__", [*families.__path__, str(tmp_path / "families")])
+    caches = (registry._family_sources, registry.get_family, registry.family_spec_models, registry.task_union)
+    for cache in caches:
+        cache.cache_clear()
+    try:
+        assert "toy" in registry.family_names()
+        code = main(
+            ["run", "--include-path", str(tmp_path / "tasks"), "--task", "toy/guess", "--tier", "smoke",
+             "--method", "phenomena_bench.families.toy:Half", "--executor", "local", "--device", "cpu",
+             "--store", str(tmp_path / "store"), "--quiet", "--format", "json"]
+        )  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        records = registry_store_records(tmp_path / "store")
+        assert sorted((r.seed, r.status, r.metrics["error"]) for r in records) == [(0, "ok", 4.0), (1, "ok", 4.0)]
+    finally:
+        for cache in caches:
+            cache.cache_clear()
+
+
+def registry_store_records(path: Path) -> list[Any]:
+    from phenomena_bench.store import Store
+
+    return Store(path).records()

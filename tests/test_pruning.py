@@ -8,38 +8,48 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import phenomena_bench.baselines.pruning as B
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
+
+import phenomena_bench.baselines.pruning as B
 from phenomena_bench.core.errors import MethodError
-from phenomena_bench.core.family import RunContext
+from phenomena_bench.core.family import RunContext, missing_hooks
 from phenomena_bench.data.digits import load_digits_arrays, load_digits_split
-from phenomena_bench.families.pruning.family import (
-    FAMILY,
+from phenomena_bench.families.pruning import FAMILY
+from phenomena_bench.families.pruning.api import (
+    NoHyperparameters,
     PruneResult,
     PruningContext,
     PruningMethod,
-    PruningTask,
     TrainedState,
-    auc_log_compression,
     layer_prune_counts,
     layerwise_masks_from_scores,
-    make_context,
-    make_generator,
     masks_from_scores,
     prune_count,
     random_masks,
     shuffle_within_layers,
 )
+from phenomena_bench.families.pruning.context import make_context
+from phenomena_bench.families.pruning.masks import make_generator
+from phenomena_bench.families.pruning.score import auc_log_compression
+from phenomena_bench.families.pruning.spec import PruningTask
 from phenomena_bench.models.mlp import MLP
-from phenomena_bench.registry import load_task
-from pydantic import ValidationError
+from phenomena_bench.registry import baseline_classes, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "pruning"
-ALL_BASELINES = [B.RandomPruning, B.GlobalMagnitude, B.LayerwiseMagnitude, B.ShuffledMagnitude,
-                 B.IterativeMagnitude, B.SNIP, B.GraSP, B.SynFlow]
+ALL_BASELINES = [
+    B.RandomPruning,
+    B.GlobalMagnitude,
+    B.LayerwiseMagnitude,
+    B.ShuffledMagnitude,
+    B.IterativeMagnitude,
+    B.SNIP,
+    B.GraSP,
+    B.SynFlow,
+]
 
 
 def raw_smoke() -> dict[str, object]:
@@ -257,7 +267,7 @@ def test_rewinding_restores_the_saved_weights(cache_dir: Path) -> None:
 def test_search_budget_is_enforced(cache_dir: Path) -> None:
     ctx = make_context(smoke_task(search_budget=1.5), seed=0, device="cpu", cache_dir=cache_dir)
     ctx.train()
-    from phenomena_bench.families.pruning.family import SearchBudgetExceeded
+    from phenomena_bench.families.pruning.api import SearchBudgetExceeded
 
     with pytest.raises(SearchBudgetExceeded):
         ctx.train()
@@ -303,7 +313,7 @@ def test_grasp_scores_match_the_explicit_hessian() -> None:
     sizes = [params[n].numel() for n in names]
 
     def loss_of(theta: torch.Tensor) -> torch.Tensor:
-        w1, w2 = theta[: sizes[0]].reshape(4, 5), theta[sizes[0]:].reshape(3, 4)
+        w1, w2 = theta[: sizes[0]].reshape(4, 5), theta[sizes[0] :].reshape(3, 4)
         h = torch.relu(x @ w1.T + params["fc1.bias"].detach())
         return F.cross_entropy((h @ w2.T + params["fc2.bias"].detach()) / temperature, y)
 
@@ -450,7 +460,8 @@ def test_run_reports_paired_controls_and_caches_them(tmp_path: Path) -> None:
         assert m[f"acc_shuffled@{lab}"] is not None and m[f"acc_reinit@{lab}"] is not None
     assert "acc_shuffled@90" not in m
     assert m["auc_log_compression"] == pytest.approx(
-        auc_log_compression([0.5, 0.8, 0.9, 0.95, 0.98], [m[f"acc@{s}"] for s in ("50", "80", "90", "95", "98")]))
+        auc_log_compression([0.5, 0.8, 0.9, 0.95, 0.98], [m[f"acc@{s}"] for s in ("50", "80", "90", "95", "98")])
+    )
     assert m["search_steps"] == 7 * 60 - 0 and m["track"] == "rewind"
     json.dumps(m, allow_nan=False)  # JSON-safe
     assert len(list((tmp_path / "pruning").glob("controls-*.json"))) == 1
@@ -469,8 +480,10 @@ def test_collapse_is_flagged(tmp_path: Path) -> None:
 
         def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
             # scores that rank every fc1 weight below every fc2 weight: global pruning empties fc1 first
-            scores = {"fc1.weight": torch.zeros(ctx.prunable["fc1.weight"]),
-                      "fc2.weight": torch.ones(ctx.prunable["fc2.weight"])}
+            scores = {
+                "fc1.weight": torch.zeros(ctx.prunable["fc1.weight"]),
+                "fc2.weight": torch.ones(ctx.prunable["fc2.weight"]),
+            }
             return {s: PruneResult(scores=scores) for s in sparsities}
 
     outcome = FAMILY.run(smoke_task(), EmptyFirstLayer(), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
@@ -499,8 +512,9 @@ def test_a_start_not_made_by_the_harness_is_refused(tmp_path: Path) -> None:
 
         def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
             at_end = TrainedState(weights=dict(ctx.init_state.weights), step=ctx.steps)
-            return {s: PruneResult(masks=random_masks(ctx.prunable, s, ctx.generator(s)), start=at_end)
-                    for s in sparsities}
+            return {
+                s: PruneResult(masks=random_masks(ctx.prunable, s, ctx.generator(s)), start=at_end) for s in sparsities
+            }
 
     with pytest.raises(MethodError, match="must be ctx.init_state"):
         FAMILY.run(smoke_task(), Forged(), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
@@ -516,6 +530,16 @@ def test_a_start_not_made_by_the_harness_is_refused(tmp_path: Path) -> None:
         FAMILY.run(smoke_task(), Tamper(), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
 
 
+def test_prune_is_the_abstract_hook_of_the_method_base() -> None:
+    class Incomplete(PruningMethod[NoHyperparameters]):
+        name = "incomplete"
+
+    assert missing_hooks(Incomplete) == ["prune()"]
+    pruning = [cls for cls in baseline_classes().values() if cls.family == "pruning"]
+    assert len(pruning) == 8 and all(missing_hooks(cls) == [] for cls in pruning)
+    assert B.IterativeMagnitude().hp.max_fraction_per_round == 0.5 and B.SynFlow().hp.rounds == 100
+
+
 def test_method_identity_is_stable() -> None:
     a, b = B.IterativeMagnitude(), B.IterativeMagnitude()
     assert a.identity() == b.identity() and json.dumps(a.identity(), sort_keys=True)
@@ -524,14 +548,34 @@ def test_method_identity_is_stable() -> None:
         B.IterativeMagnitude(max_fraction_per_round=1.5)
 
 
-@pytest.mark.skipif(not (ROOT / "benchmark" / "cli.py").exists(), reason="the CLI is not written yet")
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "phenomena_bench.cli", "run", "--task", "pruning/digits-mlp", "--method", "prune-snip",
-           "--tier", "smoke", "--seeds", "1", "--store", str(store), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "phenomena_bench.cli",
+        "run",
+        "--task",
+        "pruning/digits-mlp",
+        "--method",
+        "prune-snip",
+        "--tier",
+        "smoke",
+        "--seeds",
+        "1",
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    show = subprocess.run([sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    show = subprocess.run(
+        [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert show.returncode == 0, show.stderr[-2000:]
     assert "prune-snip" in show.stdout and "auc_log_compression" in show.stdout

@@ -18,8 +18,18 @@ pytest.importorskip("ray", reason="Ray is not installed (optional extra: pip ins
 def ray_suite(tasks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Suite:  # noqa: F811
     folder = tmp_path_factory.mktemp("ray")
     store, log = folder / "store", folder / "starts.log"
-    result = cli(tasks_dir, store, log, "Ok", "Raises", "Segfaults", "ReadsEnvironment",
-                 extra=("--executor", "ray"), HF_TOKEN="hf_secret", RAY_AUTH_MODE="disabled")
+    result = cli(
+        tasks_dir,
+        store,
+        log,
+        "Ok",
+        "Raises",
+        "Segfaults",
+        "ReadsEnvironment",
+        extra=("--executor", "ray"),
+        HF_TOKEN="hf_secret",
+        RAY_AUTH_MODE="disabled",
+    )
     return store, log, result
 
 
@@ -44,11 +54,16 @@ def test_ray_results_have_the_keys_of_local_runs(ray_suite: Suite, tasks_dir: Pa
     assert again.returncode == 0 and "2 already in" in again.stderr and "0 to do" in again.stderr, again.stderr
 
 
-
 def test_ray_runs_a_batch_of_seeds_as_one_task(tasks_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     store, log = tmp_path / "store", tmp_path / "starts.log"
-    result = cli(tasks_dir, store, log, "BatchedOk", extra=("--executor", "ray", "--seeds", "2", "--batch-seeds", "on"),
-                 RAY_AUTH_MODE="disabled")
+    result = cli(
+        tasks_dir,
+        store,
+        log,
+        "BatchedOk",
+        extra=("--executor", "ray", "--seeds", "2", "--batch-seeds", "on"),
+        RAY_AUTH_MODE="disabled",
+    )
     assert result.returncode == 0, result.stderr
     records = intact(store)
     assert sorted(records) == ["fault-batched-ok/0", "fault-batched-ok/1"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
+
 from phenomena_bench.registry import load_tasks, parse_task, resolve_method, shipped_tasks_dir
 from phenomena_bench.run.plan import run_key
 
@@ -57,10 +57,16 @@ PINNED_KEYS = {
     "grokking/add-mod97|default|muon|5": "7b728535bc2a9413e6100ba2dd04ff7edb0796e2cec513cf3ea201de469647e2",
     "pruning/mnist1d-mlp|default|prune-imp|0": "50256223aa94988e8e6e4885a00731365adcf3348f23404afe0aa81c7d4b0c39",
     "pruning/digits-mlp|smoke|prune-random|0": "5af9b6a5f41007549bf5065248d93666b6bc34dab04044a1ce822f15666ed740",
-    "mil_dropout/digits-bags|default|mil-mildropout|0": "b18fc705efbbe5b1e1bd3f24b816fb61e5a15a5f3ba521a1bbffd9e1d6487021",
+    "mil_dropout/digits-bags|default|mil-mildropout|0": (
+        "b18fc705efbbe5b1e1bd3f24b816fb61e5a15a5f3ba521a1bbffd9e1d6487021"
+    ),
     "mil_dropout/musk1|full|mil-none|0": "817abcd238a04e60bdbb5309e1b8938e87e18bffa423e74e2a23fed52eba4bb3",
-    "hessian/digits-tanh-ce-init|default|hessian-lanczos|5": "cdd7fac1075914d1b1b45c52b683ba8432f3d765efb242f64af7116cd8352693",
-    "hessian/digits-tanh-mse-eos|smoke|hessian-floor|0": "cd86ac7f24645c0bd4e0fcda40dfa8d3b401153fd58ae15ac89463be73b67478",
+    "hessian/digits-tanh-ce-init|default|hessian-lanczos|5": (
+        "cdd7fac1075914d1b1b45c52b683ba8432f3d765efb242f64af7116cd8352693"
+    ),
+    "hessian/digits-tanh-mse-eos|smoke|hessian-floor|0": (
+        "cd86ac7f24645c0bd4e0fcda40dfa8d3b401153fd58ae15ac89463be73b67478"
+    ),
 }
 
 

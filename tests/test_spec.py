@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.registry import load_task, load_tasks, parse_task, task_json_schema
 

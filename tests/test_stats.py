@@ -9,8 +9,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
+
+from phenomena_bench.analysis import rows as agg
 from phenomena_bench.analysis import statistics as stats
+from phenomena_bench.analysis import tables
+from phenomena_bench.analysis.rows import Row
 from phenomena_bench.core.family import Column
+from phenomena_bench.report import markdown, terminal
 from phenomena_bench.store import MethodIdentity, RunRecord
 
 
@@ -73,8 +78,15 @@ def make_record(
         family=family,
         tier=tier,
         seed=seed,
-        method=MethodIdentity(name=method, family=family, version=version, hyperparameters=hp or {},
-                              label=label or method, ref=method, source=source),
+        method=MethodIdentity(
+            name=method,
+            family=family,
+            version=version,
+            hyperparameters=hp or {},
+            label=label or method,
+            ref=method,
+            source=source,
+        ),
         status=status,
         metrics=metrics if status == "ok" else {},
         curves=curves or {},
@@ -90,12 +102,24 @@ def make_record(
 
 
 def grok(method: str, seed: int, steps: float, reached: bool, acc: float = 1.0, **kw: Any) -> RunRecord:
-    return make_record(method, seed, {"steps_to_target": steps, "reached": reached, "final_val_acc": acc,
-                                      "flops": 1e9 * (seed + 1)}, **kw)
+    return make_record(
+        method,
+        seed,
+        {"steps_to_target": steps, "reached": reached, "final_val_acc": acc, "flops": 1e9 * (seed + 1)},
+        **kw,
+    )
 
 
-def rows_by_method(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["method"]: r for r in rows}
+def rows_by_method(rows: list[Row]) -> dict[str, Row]:
+    return {r.method: r for r in rows}
+
+
+def text_table(rows: list[Row]) -> str:
+    return terminal.render_all(tables.build_tables(rows))
+
+
+def md_table(rows: list[Row]) -> str:
+    return markdown.render_all(tables.build_tables(rows))
 
 
 # ------------------------------------------------------------------------------------------ pure helpers
@@ -122,9 +146,8 @@ def test_compare_with_mostly_censored_sides_is_a_tie_with_unbounded_interval() -
     col = GROK.cols[0]
     method = [grok("m", s, 5000 if s else 100, s == 0) for s in range(5)]
     ref = [grok("ref", s, 5000 if s else 200, s == 0) for s in range(5)]
-    verdict, paired, ci = stats.compare(col, "min", method, ref, seed=1)
-    assert verdict == "tie" and paired and ci == [None, None]
-    json.dumps(ci, allow_nan=False)
+    cmp = stats.compare(col.kind, "min", agg.observations(method, col), agg.observations(ref, col), seed=1)
+    assert cmp == stats.Comparison("tie", True, None, None)
 
 
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
@@ -178,16 +201,16 @@ def test_performance_profile_by_hand() -> None:
 
 def test_cost_metric_names() -> None:
     for name in ["flops", "steps_run", "hvps_used@300", "search_steps", "epochs_run", "cost_gpu_hours", "steps"]:
-        assert stats.is_cost_metric(name), name
+        assert agg.is_cost_metric(name), name
     for name in ["steps_to_target", "final_val_acc", "acc@0.9", "reached"]:
-        assert not stats.is_cost_metric(name), name
+        assert not agg.is_cost_metric(name), name
 
 
 def test_format_number() -> None:
-    assert stats.format_number(1200.0) == "1200"
-    assert stats.format_number(0.95347) == "0.953"
-    assert stats.format_number(None) == "–"
-    assert stats.format_number(12345.67) == "12346"
+    assert tables.format_number(1200.0) == "1200"
+    assert tables.format_number(0.95347) == "0.953"
+    assert tables.format_number(None) == "–"
+    assert tables.format_number(12345.67) == "12346"
 
 
 # ------------------------------------------------------------------------------------------ aggregate
@@ -195,90 +218,104 @@ def test_format_number() -> None:
 
 def test_aggregate_time_to_event_with_censoring() -> None:
     recs = [
-        grok("ref", 0, 1000, True), grok("ref", 1, 2000, True), grok("ref", 2, 3000, True),
-        grok("ref", 3, 5000, False), grok("ref", 4, 5000, False),
-        grok("fast", 0, 100, True), grok("fast", 1, 200, True), grok("fast", 2, 300, True),
-        grok("fast", 3, 400, True), grok("fast", 4, 500, True),
+        grok("ref", 0, 1000, True),
+        grok("ref", 1, 2000, True),
+        grok("ref", 2, 3000, True),
+        grok("ref", 3, 5000, False),
+        grok("ref", 4, 5000, False),
+        grok("fast", 0, 100, True),
+        grok("fast", 1, 200, True),
+        grok("fast", 2, 300, True),
+        grok("fast", 3, 400, True),
+        grok("fast", 4, 500, True),
         make_record("fast", 5, {}, status="diverged"),
     ]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
     ref, fast = rows["ref"], rows["fast"]
     # median of [1000, 2000, 3000, >=5000, >=5000] is exactly 3000 (censored values are above it)
-    assert ref["steps_to_target.median"] == 3000 and ref["steps_to_target.median_censored"] is False
+    assert ref.cells["steps_to_target"].median == 3000 and ref.cells["steps_to_target"].median_censored is False
     # q3 sits on a censored value: a lower bound
-    assert ref["steps_to_target.iqr"] == [2000, 5000] and ref["steps_to_target.iqr_censored"] == [False, True]
-    assert ref["steps_to_target.mean"] is None  # never averaged as if finished
-    assert ref["censored"] == 2 and ref["steps_to_target.censored"] == 2
-    assert ref["success_rate"] == pytest.approx(3 / 5)
-    assert ref["reached.rate"] == pytest.approx(3 / 5)
-    assert ref["final_val_acc.mean"] == pytest.approx(1.0)
+    assert ref.cells["steps_to_target"].iqr == (2000, 5000) and ref.cells["steps_to_target"].iqr_censored == (
+        False,
+        True,
+    )
+    assert ref.cells["steps_to_target"].mean is None  # never averaged as if finished
+    assert ref.censored == 2 and ref.cells["steps_to_target"].censored == 2
+    assert ref.success_rate == pytest.approx(3 / 5)
+    assert ref.cells["reached"].rate == pytest.approx(3 / 5)
+    assert ref.cells["final_val_acc"].mean == pytest.approx(1.0)
     # the diverged run counts as a seed that did not succeed; its (absent) metrics do not enter the median
-    assert fast["seeds"] == 6 and fast["diverged"] == 1 and fast["ok"] == 5
-    assert fast["steps_to_target.median"] == 300 and fast["steps_to_target.mean"] == 300
-    assert fast["success_rate"] == pytest.approx(5 / 6)
-    assert fast["rank"] == 1 and ref["rank"] == 2
-    assert ref["is_reference"] and ref["vs_reference"] is None
-    assert fast["vs_reference"] == "better" and fast["vs_reference_paired"] is True
-    lo, hi = fast["vs_reference_diff_ci"]
-    assert hi is not None and hi < 0
-    assert fast["cost"]["flops"] == pytest.approx(3e9)  # median over seeds 0..4 of 1e9*(seed+1)
-    json.dumps(rows)  # JSON-safe
+    assert fast.seeds == 6 and fast.count("diverged") == 1 and fast.count("ok") == 5
+    assert fast.cells["steps_to_target"].median == 300 and fast.cells["steps_to_target"].mean == 300
+    assert fast.success_rate == pytest.approx(5 / 6)
+    assert fast.rank == 1 and ref.rank == 2
+    assert ref.is_reference and ref.vs_reference is None
+    assert fast.vs_reference.verdict == "better" and fast.vs_reference.paired is True
+    assert fast.vs_reference.diff_high is not None and fast.vs_reference.diff_high < 0
+    assert fast.cost.metrics["flops"] == pytest.approx(3e9)  # median over seeds 0..4 of 1e9*(seed+1)
+    json.dumps([r.model_dump(mode="json") for r in rows.values()], allow_nan=False)  # JSON-safe
 
 
 def test_median_on_censored_values_is_a_lower_bound_and_ranks_last() -> None:
     # one run of ten reached the target at 4000, nine were censored at the budget 5000
     recs = [grok("slow", s, 5000 if s else 4000, s == 0) for s in range(10)]
     recs += [grok("ref", s, 4500, True) for s in range(10)]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
     slow = rows["slow"]
-    assert slow["steps_to_target.median"] == 5000 and slow["steps_to_target.median_censored"] is True
-    assert slow["primary_censored"] is True
-    assert slow["rank"] == 2 and rows["ref"]["rank"] == 1
-    assert slow["vs_reference"] == "worse"
-    text = stats.format_table(list(rows.values()))
+    assert slow.cells["steps_to_target"].median == 5000 and slow.cells["steps_to_target"].median_censored is True
+    assert slow.primary_censored is True
+    assert slow.rank == 2 and rows["ref"].rank == 1
+    assert slow.vs_reference.verdict == "worse"
+    text = text_table(list(rows.values()))
     assert "≥5000" in text
 
 
 def test_tie_when_intervals_overlap_and_unpaired_when_seeds_differ() -> None:
-    recs = [make_record("ref", s, {"acc": a, "loss": 1.0}, family="pruning", task="p")
-            for s, a in enumerate([0.80, 0.85, 0.90, 0.82])]
-    recs += [make_record("other", s + 10, {"acc": a, "loss": 2.0}, family="pruning", task="p")
-             for s, a in enumerate([0.81, 0.86, 0.89, 0.84])]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
+    recs = [
+        make_record("ref", s, {"acc": a, "loss": 1.0}, family="pruning", task="p")
+        for s, a in enumerate([0.80, 0.85, 0.90, 0.82])
+    ]
+    recs += [
+        make_record("other", s + 10, {"acc": a, "loss": 2.0}, family="pruning", task="p")
+        for s, a in enumerate([0.81, 0.86, 0.89, 0.84])
+    ]
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
     other = rows["other"]
-    assert other["vs_reference"] == "tie" and other["vs_reference_paired"] is False
-    assert other["acc.mean"] == pytest.approx(0.85)
-    lo, hi = other["acc.ci"]
+    assert other.vs_reference.verdict == "tie" and other.vs_reference.paired is False
+    assert other.cells["acc"].mean == pytest.approx(0.85)
+    lo, hi = other.cells["acc"].interval
     assert 0.81 <= lo < 0.85 < hi <= 0.89
-    assert other["loss.mean"] == 2.0
-    assert other["rank"] == 1 and rows["ref"]["rank"] == 2
+    assert other.cells["loss"].mean == 2.0
+    assert other.rank == 1 and rows["ref"].rank == 2
 
 
 def test_paired_comparison_detects_a_consistent_small_gain() -> None:
     # Between-seed spread (0.6..0.9) dwarfs the gain (+0.01), but every seed improves: pairing sees it.
     base = [0.6, 0.7, 0.8, 0.9, 0.65, 0.75]
     recs = [make_record("ref", s, {"acc": a, "loss": 0}, family="pruning", task="p") for s, a in enumerate(base)]
-    recs += [make_record("plus", s, {"acc": a + 0.01, "loss": 0}, family="pruning", task="p")
-             for s, a in enumerate(base)]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
-    assert rows["plus"]["vs_reference"] == "better" and rows["plus"]["vs_reference_paired"] is True
-    assert rows["plus"]["vs_reference_diff_ci"] == pytest.approx([0.01, 0.01])
+    recs += [
+        make_record("plus", s, {"acc": a + 0.01, "loss": 0}, family="pruning", task="p") for s, a in enumerate(base)
+    ]
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
+    assert rows["plus"].vs_reference.verdict == "better" and rows["plus"].vs_reference.paired is True
+    assert (rows["plus"].vs_reference.diff_low, rows["plus"].vs_reference.diff_high) == pytest.approx((0.01, 0.01))
 
 
 def test_no_verdict_from_two_seeds() -> None:
     recs = [grok("ref", s, 1000, True) for s in range(2)] + [grok("fast", s, 10, True) for s in range(2)]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
-    assert rows["fast"]["vs_reference"] is None and rows["fast"]["rank"] == 1
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
+    assert rows["fast"].vs_reference is None and rows["fast"].rank == 1
 
 
 def test_ties_share_a_rank_and_rows_without_values_are_unranked() -> None:
-    recs = [make_record(m, s, {"acc": 0.5, "loss": 0}, family="pruning", task="p") for m in ("a", "b")
-            for s in range(2)]
+    recs = [
+        make_record(m, s, {"acc": 0.5, "loss": 0}, family="pruning", task="p") for m in ("a", "b") for s in range(2)
+    ]
     recs += [make_record("c", s, {}, family="pruning", task="p", status="failed") for s in range(2)]
-    rows = rows_by_method(stats.aggregate(recs, FAMILIES))
-    assert rows["a"]["rank"] == rows["b"]["rank"] == 1
-    assert rows["c"]["rank"] is None and rows["c"]["failed"] == 2 and rows["c"]["success_rate"] == 0
-    assert rows["c"]["acc.mean"] is None
+    rows = rows_by_method(agg.aggregate(recs, FAMILIES))
+    assert rows["a"].rank == rows["b"].rank == 1
+    assert rows["c"].rank is None and rows["c"].count("failed") == 2 and rows["c"].success_rate == 0
+    assert rows["c"].cells["acc"].mean is None
 
 
 def test_only_latest_versions_and_latest_record_per_seed_count() -> None:
@@ -289,42 +326,50 @@ def test_only_latest_versions_and_latest_record_per_seed_count() -> None:
         grok("ref", 1, 200, True, version="2", finished="2026-01-03T00:00:00"),  # a rerun of seed 1
         grok("ref", 2, 7, True, version="2", task_version=0 + 1, finished="2026-01-03T00:00:00", task="old"),
     ]
-    rows = [r for r in stats.aggregate(recs, FAMILIES) if r["task_id"] == "grok/mod97"]
+    rows = [r for r in agg.aggregate(recs, FAMILIES) if r.task_id == "grok/mod97"]
     assert len(rows) == 1
-    assert rows[0]["version"] == "2" and rows[0]["seeds"] == 2
-    assert rows[0]["steps_to_target.median"] == 150
+    assert rows[0].version == "2" and rows[0].seeds == 2
+    assert rows[0].cells["steps_to_target"].median == 150
 
 
 def test_labels_split_rows_and_tiers_split_tables() -> None:
     recs = [grok("adamw", s, 100, True) for s in range(2)]
     recs += [grok("adamw", s, 50, True, label="adamw[lr=0.01]", hp={"lr": 0.01}) for s in range(2)]
     recs += [grok("adamw", s, 70, True, tier="default") for s in range(2)]
-    rows = stats.aggregate(recs, FAMILIES)
-    assert {(r["tier"], r["method"]) for r in rows} == {("smoke", "adamw"), ("smoke", "adamw[lr=0.01]"),
-                                                        ("default", "adamw")}
-    tables = stats.table_rows(rows)
-    assert set(tables) == {("grok/mod97", "smoke"), ("grok/mod97", "default")}
-    assert [r["method"] for r in tables[("grok/mod97", "smoke")]] == ["adamw[lr=0.01]", "adamw"]
+    rows = agg.aggregate(recs, FAMILIES)
+    assert {(r.tier, r.method) for r in rows} == {
+        ("smoke", "adamw"),
+        ("smoke", "adamw[lr=0.01]"),
+        ("default", "adamw"),
+    }
+    groups = agg.by_table(rows)
+    assert set(groups) == {("grok/mod97", "smoke"), ("grok/mod97", "default")}
+    assert [r.method for r in groups[("grok/mod97", "smoke")]] == ["adamw[lr=0.01]", "adamw"]
 
 
 def test_format_table_for_any_column_kind() -> None:
     recs = [grok("ref", s, 1000 * (s + 1), s < 2, acc=0.9 + 0.01 * s) for s in range(3)]
-    recs += [make_record("ref", s, {"acc": 0.5 + 0.1 * s, "loss": 0.25}, family="pruning", task="p")
-             for s in range(3)]
-    text = stats.format_table(stats.aggregate(recs, FAMILIES))
+    recs += [make_record("ref", s, {"acc": 0.5 + 0.1 * s, "loss": 0.25}, family="pruning", task="p") for s in range(3)]
+    text = text_table(agg.aggregate(recs, FAMILIES))
     assert "grok/mod97 (v1, tier smoke, family grokking)" in text
-    assert "steps to 99% (median [IQR])" in text
+    # the terminal puts what a cell holds under the column's name
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rank") and "steps to 99%" in line)
+    assert "median [IQR]" in lines[header + 1] and set(lines[header + 2]) == {"-", " "}
     assert "2000 [1500, ≥2500]" in text  # q3 of [1000, 2000, >=3000] interpolates into the censored value
     assert "2/3 (67%)" in text  # rate column
-    assert "accuracy (mean [95% CI])" in text and "0.6 [" in text
-    assert "loss (mean)" in text and "0.25" in text
-    md = stats.format_table(stats.aggregate(recs, FAMILIES), fmt="github")
+    assert "mean [95% CI]" in text and "0.6 [" in text
+    assert "0.25" in text
+    md = md_table(agg.aggregate(recs, FAMILIES))
     assert md.startswith("### ") and "| rank" in md
+    # headers are escaped too (hessian's "W1/mean|λ|" would otherwise split a Markdown table)
+    assert "steps to 99% (median \\[IQR\\])" in md and "accuracy (mean \\[95% CI\\])" in md and "loss (mean)" in md
+    assert "2000 \\[1500, ≥2500\\]" in md
 
 
 def test_markdown_table_escapes_submission_controlled_text() -> None:
     recs = [grok("x", s, 10, True, label="<script>alert(1)</script>|[a](http://e)") for s in range(2)]
-    md = stats.format_table(stats.aggregate(recs, FAMILIES), fmt="github")
+    md = md_table(agg.aggregate(recs, FAMILIES))
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "\\|\\[a\\](http://e)" in md
 
@@ -335,15 +380,15 @@ def test_family_summary_iqm_and_profile() -> None:
         recs += [grok("ref", s, ref_steps, True, task=task) for s in range(4)]
         recs += [grok("new", s, new_steps, True, task=task) for s in range(4)]
     recs += [grok("never", s, 5000, False, task="t1") for s in range(4)]
-    rows = stats.aggregate(recs, FAMILIES)
-    summary = {s["method"]: s for s in stats.family_summary(rows, recs, FAMILIES, taus=[1.0, 2.0, 4.0])}
+    rows = agg.aggregate(recs, FAMILIES)
+    summary = {s.method: s for s in agg.family_summary(rows, recs, FAMILIES, taus=[1.0, 2.0, 4.0])}
     # normalised score = reference median / value: ref scores 1, new scores 2 on every run
-    assert summary["ref"]["iqm"] == pytest.approx(1.0)
-    assert summary["new"]["iqm"] == pytest.approx(2.0)
-    assert summary["new"]["iqm_ci"] == pytest.approx([2.0, 2.0])
-    assert summary["never"]["iqm"] == 0.0 and summary["never"]["tasks"] == 1
+    assert summary["ref"].iqm == pytest.approx(1.0)
+    assert summary["new"].iqm == pytest.approx(2.0)
+    assert summary["new"].iqm_interval == pytest.approx((2.0, 2.0))
+    assert summary["never"].iqm == 0.0 and summary["never"].tasks == 1
     # profile: new is best on both tasks; ref is 2x slower on both; never finished nothing
-    assert summary["new"]["profile"] == [1.0, 1.0, 1.0]
-    assert summary["ref"]["profile"] == [0.0, 1.0, 1.0]
-    assert summary["never"]["profile"] == [0.0, 0.0, 0.0]
-    assert summary["new"]["profile_score"] == pytest.approx(1.0)
+    assert summary["new"].profile == [1.0, 1.0, 1.0]
+    assert summary["ref"].profile == [0.0, 1.0, 1.0]
+    assert summary["never"].profile == [0.0, 0.0, 0.0]
+    assert summary["new"].profile_score == pytest.approx(1.0)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.submission import load_manifest
-
 from tests.test_cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]

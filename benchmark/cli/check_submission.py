@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
             )
         sys.path.insert(0, str(package_dir))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
-    probe = subprocess.run([sys.executable, "-c", _PROBE, manifest.entry_point],
-                           capture_output=True, text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, manifest.entry_point], capture_output=True, text=True, timeout=300
+    )
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise MethodError(f"entry point {manifest.entry_point!r} failed in a fresh process: {last}")

@@ -23,8 +23,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--tier", action="append", default=None, help="only this tier (repeatable)")
     add_tasks_dir(build)
     build.add_argument("--submissions-dir", default="submissions", help="submission manifests (for 'submitted by')")
-    build.add_argument("--source-url", default=None,
-                       help="base URL of the repository's files, e.g. https://github.com/ORG/REPO/blob/main/")
+    build.add_argument(
+        "--source-url",
+        default=None,
+        help="base URL of the repository's files, e.g. https://github.com/ORG/REPO/blob/main/",
+    )
     build.set_defaults(func=build_site)
     md.set_defaults(func=markdown)
 
@@ -42,20 +45,22 @@ def build_site(args: argparse.Namespace) -> int:
     records = _records(args)
     if args.source_url and not site.safe_url(args.source_url):
         raise BenchmarkError(f"--source-url {args.source_url!r} is not an absolute http(s) URL")
-    data = site.collect(records, tasks_dir=tasks_dirs(args), submissions_dir=Path(args.submissions_dir),
-                        source_url=args.source_url)
+    data = site.collect(
+        records, tasks_dir=tasks_dirs(args), submissions_dir=Path(args.submissions_dir), source_url=args.source_url
+    )
     pages = site.build_site(data, Path(args.out))
     print(f"wrote {len(pages)} pages from {len(records)} records to {args.out} (open {Path(args.out) / 'index.html'})")
     return 0
 
 
 def markdown(args: argparse.Namespace) -> int:
-    from phenomena_bench.analysis import statistics as stats
-    from phenomena_bench.report import site
+    from phenomena_bench.analysis.rows import aggregate, family_summary
+    from phenomena_bench.analysis.tables import build_tables
+    from phenomena_bench.report import markdown as md
 
     records = _records(args)
-    rows = stats.aggregate(records)
-    text = site.markdown(rows, stats.family_summary(rows, records))
+    rows = aggregate(records)
+    text = md.leaderboard(build_tables(rows), family_summary(rows, records))
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:

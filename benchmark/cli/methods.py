@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phenomena_bench.registry import list_methods
     from tabulate import tabulate
+
+    from phenomena_bench.registry import list_methods
 
     infos, problems = list_methods()
     rows = [[i.ref, i.family, i.version, i.description] for i in infos if not args.family or i.family == args.family]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.spec import TIER_NAMES
 from phenomena_bench.store import STORE_ENV, Store, default_store_path
@@ -24,8 +25,13 @@ EXIT_INTERRUPTED = 130
 class _SplitList(argparse.Action):
     """`--tasks a,b c` → ["a", "b", "c"], extending across repeats."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         items = list(getattr(namespace, self.dest, None) or [])
         for value in values if isinstance(values, list) else [values]:
             items.extend(part for part in str(value).split(",") if part.strip())
@@ -33,23 +39,39 @@ class _SplitList(argparse.Action):
 
 
 def add_task_selection(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument("--task", "--tasks", dest="task", nargs="+", action=_SplitList, metavar="TASK",
-                        help="task ids or family names, comma or space separated (default: all)")
+    parser.add_argument(
+        "--task",
+        "--tasks",
+        dest="task",
+        nargs="+",
+        action=_SplitList,
+        metavar="TASK",
+        help="task ids or family names, comma or space separated (default: all)",
+    )
 
 
 def add_method_selection(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--method", "--methods", dest="method", nargs="+", action=_SplitList, metavar="METHOD",
-                        help=help)
+    parser.add_argument(
+        "--method", "--methods", dest="method", nargs="+", action=_SplitList, metavar="METHOD", help=help
+    )
 
 
 def add_tier(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument("--tier", choices=TIER_NAMES, default=default,
-                        help="smoke (seconds), default (minutes on a CPU) or full (the papers' settings)")
+    parser.add_argument(
+        "--tier",
+        choices=TIER_NAMES,
+        default=default,
+        help="smoke (seconds), default (minutes on a CPU) or full (the papers' settings)",
+    )
 
 
 def add_store(parser: argparse.ArgumentParser, default: Path | None = None, help: str | None = None) -> None:
     parser.add_argument(
-        "--store", "--output-path", dest="store", type=Path, default=default,
+        "--store",
+        "--output-path",
+        dest="store",
+        type=Path,
+        default=default,
         help=help or f"results store folder (default ./results, or ${STORE_ENV})",
     )
 
@@ -59,10 +81,17 @@ def store_of(args: argparse.Namespace) -> Store:
 
 
 def add_tasks_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks-dir", type=Path, default=None,
-                        help="a folder of task specs to use instead of the shipped suite")
-    parser.add_argument("--include-path", type=Path, action="append", default=[], metavar="DIR",
-                        help="a folder of task specs to add to the suite (repeatable)")
+    parser.add_argument(
+        "--tasks-dir", type=Path, default=None, help="a folder of task specs to use instead of the shipped suite"
+    )
+    parser.add_argument(
+        "--include-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of task specs to add to the suite (repeatable)",
+    )
 
 
 def tasks_dirs(args: argparse.Namespace) -> list[Path]:
@@ -72,8 +101,14 @@ def tasks_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def add_seeds(parser: argparse.ArgumentParser, default: int | None = None) -> None:
-    parser.add_argument("--seeds", "--num-seeds", dest="seeds", type=int, default=default,
-                        help="number of seeds, 0..N-1 (default: the tier's)")
+    parser.add_argument(
+        "--seeds",
+        "--num-seeds",
+        dest="seeds",
+        type=int,
+        default=default,
+        help="number of seeds, 0..N-1 (default: the tier's)",
+    )
 
 
 def seeds_of(args: argparse.Namespace) -> int | None:
@@ -101,16 +136,27 @@ def hyperparameters(pairs: list[str] | None) -> dict[str, Any]:
 def add_execution(parser: argparse.ArgumentParser) -> None:
     """How runs execute: device, executor, workers, batching, compilation, caches, progress."""
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--executor", choices=["process", "local", "ray"], default="process",
-                        help="process: one isolated worker per run (default); local: in this process (debugging); "
-                             "ray: a Ray cluster (pip install 'phenomena-bench[ray]')")
+    parser.add_argument(
+        "--executor",
+        choices=["process", "local", "ray"],
+        default="process",
+        help="process: one isolated worker per run (default); local: in this process (debugging); "
+        "ray: a Ray cluster (pip install 'phenomena-bench[ray]')",
+    )
     parser.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core / GPU)")
-    parser.add_argument("--batch-seeds", choices=["auto", "on", "off"], default="auto",
-                        help="train the seeds of one (task, method) as one program where the family allows it: "
-                             "auto = on CUDA only (where it was measured to help), on = also on the CPU, off = never")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile the training step with torch.compile where the family supports it (grokking); "
-                             "pays a compile per run (~30 s on a CPU), worth it for long runs on a GPU")
+    parser.add_argument(
+        "--batch-seeds",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="train the seeds of one (task, method) as one program where the family allows it: "
+        "auto = on CUDA only (where it was measured to help), on = also on the CPU, off = never",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the training step with torch.compile where the family supports it (grokking); "
+        "pays a compile per run (~30 s on a CPU), worth it for long runs on a GPU",
+    )
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local one)")
     parser.add_argument("--cache-dir", default=None, help="data and ground-truth cache (default STORE/cache)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

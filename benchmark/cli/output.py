@@ -1,17 +1,49 @@
-"""Printing results: the aggregated table (terminal, Markdown) or JSON rows."""
+"""Printing results: the aggregated tables (terminal, Markdown) or the typed rows as JSON.
+
+The terminal table shows the default columns (readable in 120 columns); ``--wide`` shows every column and
+``--columns a,b`` picks columns by key (see :mod:`phenomena_bench.analysis.tables`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Sequence
 
 from phenomena_bench.store import RunRecord
 
 
-def print_results(records: list[RunRecord], fmt: str) -> None:
-    from phenomena_bench.analysis import statistics as stats
+def _column_list(text: str) -> list[str]:
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    if not keys:
+        raise argparse.ArgumentTypeError("name at least one column, e.g. --columns method,primary,success")
+    return keys
 
-    rows = stats.aggregate(records)
+
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    """`--wide` and `--columns`: which columns the table (and Markdown) output shows."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--wide", action="store_true", help="show every column of the results table")
+    group.add_argument(
+        "--columns",
+        type=_column_list,
+        default=None,
+        metavar="A,B",
+        help="show these columns (keys such as rank, method, primary, a metric name, success, seeds, not_ok, "
+        "vs_ref, diff, cost, flops, wall, version, date); method is always shown",
+    )
+
+
+def print_results(
+    records: list[RunRecord], fmt: str, *, wide: bool = False, columns: Sequence[str] | None = None
+) -> None:
+    from phenomena_bench.analysis.rows import aggregate
+    from phenomena_bench.analysis.tables import build_tables, choose_columns
+    from phenomena_bench.report import markdown, terminal
+
+    rows = aggregate(records)
     if fmt == "json":
-        print(json.dumps(rows, indent=1))
-    else:
-        print(stats.format_table(rows, fmt="github" if fmt == "markdown" else "simple"))
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=1))
+        return
+    tables = choose_columns(build_tables(rows), wide=wide, columns=columns)
+    print(markdown.render_all(tables) if fmt == "markdown" else terminal.render_all(tables))

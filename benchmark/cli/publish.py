@@ -9,6 +9,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, tasks_dirs
 from phenomena_bench.core.errors import BenchmarkError
@@ -37,11 +38,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull.set_defaults(func=pull_)
 
 
-def _hub():  # type: ignore[no-untyped-def]
+def _hub() -> ModuleType:
+    """The publishing module, or a clear error when the optional extra is missing."""
     try:
         from phenomena_bench.report import hub
     except ImportError as err:
-        raise BenchmarkError(f"publishing needs the publish extra: pip install 'phenomena-bench[publish]' ({err})")
+        raise BenchmarkError(
+            f"publishing needs the publish extra: pip install 'phenomena-bench[publish]' ({err})"
+        ) from err
     return hub
 
 
@@ -66,11 +70,14 @@ def publish(args: argparse.Namespace) -> int:
             hub.verify_folder(folder, records)
         summary = ", ".join(f"{n} {k}" for k, n in folder.counts.items())
         if args.dry_run:
-            print(f"dry run: wrote {out} ({summary}); would commit {', '.join(folder.files)} to dataset "
-                  f"{args.repo_id}{' as a pull request' if args.create_pr else ''}")
+            print(
+                f"dry run: wrote {out} ({summary}); would commit {', '.join(folder.files)} to dataset "
+                f"{args.repo_id}{' as a pull request' if args.create_pr else ''}"
+            )
             return 0
-        url = hub.push_folder(folder, args.repo_id, create_pr=args.create_pr, private=args.private or None,
-                              message=args.message)
+        url = hub.push_folder(
+            folder, args.repo_id, create_pr=args.create_pr, private=args.private or None, message=args.message
+        )
     print(f"published {summary} to {url}")
     return 0
 

@@ -20,19 +20,22 @@ from phenomena_bench.cli.options import (
     store_of,
     tasks_dirs,
 )
+from phenomena_bench.cli.output import add_table_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("run", help="run what is missing from the store and print the results table")
     add_task_selection(parser)
-    add_method_selection(parser, "baseline or entry-point names, or module:attr "
-                                 "(default: every installed method of each task's family)")
+    add_method_selection(
+        parser, "baseline or entry-point names, or module:attr (default: every installed method of each task's family)"
+    )
     parser.add_argument("--suite", default=None, help="a named list of tasks from suites.yaml (e.g. default)")
     add_tier(parser, "default")
     add_seeds(parser)
     parser.add_argument("--hp", action="append", metavar="KEY=VALUE", help="override a hyperparameter of the method(s)")
     parser.add_argument("--retry-failed", action="store_true", help="redo runs stored as failed or timeout")
     add_format(parser)
+    add_table_options(parser)
     add_store(parser)
     add_tasks_dir(parser)
     add_execution(parser)
@@ -53,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.suite:
         wanted += suite_task_ids(folders, all_tasks, args.suite)
     tasks = select_tasks(all_tasks, wanted)
-    plan = plan_runs(tasks, args.method, args.tier, store, seeds_of(args), hyperparameters(args.hp),
-                     args.retry_failed)
+    plan = plan_runs(tasks, args.method, args.tier, store, seeds_of(args), hyperparameters(args.hp), args.retry_failed)
     device = resolve_device(args.device)
     for problem in plan.corrupt:
         print(f"warning: {problem}; redoing that run", file=sys.stderr)
@@ -65,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     )
     failed = execute(plan.todo, args, store, device)
     wanted_keys = set(plan.all_keys)
-    print_results([r for r in store.records() if r.key in wanted_keys], args.format)
+    print_results(
+        [r for r in store.records() if r.key in wanted_keys], args.format, wide=args.wide, columns=args.columns
+    )
     if failed:
-        print(f"{failed} run(s) did not finish (failed or timed out); see `phenomena-bench show --runs`",
-              file=sys.stderr)
+        print(
+            f"{failed} run(s) did not finish (failed or timed out); see `phenomena-bench show --runs`", file=sys.stderr
+        )
         return EXIT_RUNS_FAILED
     return 0

@@ -14,6 +14,7 @@ from phenomena_bench.cli.options import (
     add_tier,
     store_of,
 )
+from phenomena_bench.cli.output import add_table_options
 from phenomena_bench.store import RunRecord
 
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_tier(parser, None)
     parser.add_argument("--runs", action="store_true", help="one row per run instead of aggregated rows")
     add_format(parser)
+    add_table_options(parser)
     add_store(parser)
     parser.set_defaults(func=run)
 
@@ -61,11 +63,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             from tabulate import tabulate
 
-            rows = [[r.task_id, r.tier, r.method.label, r.seed, r.status, _primary(r), r.wall_time_s, r.key[:12]]
-                    for r in sorted(records, key=lambda r: (r.task_id, r.tier, r.method.label, r.seed))]
+            rows = [
+                [r.task_id, r.tier, r.method.label, r.seed, r.status, _primary(r), r.wall_time_s, r.key[:12]]
+                for r in sorted(records, key=lambda r: (r.task_id, r.tier, r.method.label, r.seed))
+            ]
             print(tabulate(rows, headers=["task", "tier", "method", "seed", "status", "primary", "wall s", "key"]))
         return 0
     if not records:
         print(f"no results in {store.root} for this selection", file=sys.stderr)
-    print_results(records, args.format)
+    print_results(records, args.format, wide=args.wide, columns=args.columns)
     return 0

@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from phenomena_bench.registry import load_suites, load_tasks
     from tabulate import tabulate
+
+    from phenomena_bench.registry import load_suites, load_tasks
 
     folders = tasks_dirs(args)
     tasks = load_tasks(folders)

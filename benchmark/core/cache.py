@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from phenomena_bench.core.atomic import atomic_write
 from phenomena_bench.core.hashing import content_key
 

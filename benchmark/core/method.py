@@ -18,8 +18,9 @@ from __future__ import annotations
 from abc import ABC
 from typing import Any, ClassVar, Generic, TypeVar, get_args
 
-from phenomena_bench.core.errors import MethodError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from phenomena_bench.core.errors import MethodError
 
 
 class NoHyperparameters(BaseModel):

@@ -19,6 +19,7 @@ import json
 import random
 
 import numpy as np
+
 from phenomena_bench.core.hashing import sha256_hex
 
 _MASK_63 = (1 << 63) - 1

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from phenomena_bench.core.errors import SpecError
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from pydantic_core import ErrorDetails
+
+from phenomena_bench.core.errors import SpecError
 
 TierName = Literal["smoke", "default", "full"]
 TIER_NAMES: tuple[TierName, ...] = ("smoke", "default", "full")
@@ -73,8 +74,10 @@ class TaskSpec(StrictModel):
     def _all_tiers_present(cls, tiers: dict[str, TierOverride]) -> dict[str, TierOverride]:
         missing = [t for t in TIER_NAMES if t not in tiers]
         if missing and tiers:
-            raise ValueError(f"missing tier(s) {', '.join(missing)}; every spec defines smoke, default and full "
-                             "(an empty mapping {} keeps the base values)")
+            raise ValueError(
+                f"missing tier(s) {', '.join(missing)}; every spec defines smoke, default and full "
+                "(an empty mapping {} keeps the base values)"
+            )
         return tiers
 
     def resolve(self, tier: TierName) -> TaskSpec:

@@ -33,8 +33,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from phenomena_bench.data.digits import load_digits_arrays
 from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from phenomena_bench.data.digits import digits_scaled
 
 ClassicName = Literal["musk1", "musk2", "elephant"]
 CLASSIC_DATASETS: tuple[ClassicName, ...] = ("musk1", "musk2", "elephant")
@@ -113,15 +114,11 @@ class DigitPools:
     test_index: np.ndarray
 
 
-@functools.cache
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    # Pixels scaled to [0, 1] like MNIST-bags' normalised inputs; cached, since every bag draws from them.
-    return load_digits_arrays()
-
-
 def digit_pools(seed: int, test_fraction: float = 0.5) -> DigitPools:
-    """Split the 1,797 digit images into train/test pools, stratified by digit, fixed by ``seed``."""
-    x, y = _digits()
+    """Split the 1,797 digit images into train/test pools, stratified by digit, fixed by ``seed``.
+
+    Pixels are scaled to [0, 1] like MNIST-bags' normalised inputs (the shared, cached digits loader)."""
+    x, y = digits_scaled()
     index = np.arange(len(y))
     train_index, test_index = train_test_split(index, test_size=test_fraction, stratify=y, random_state=seed)
     train_index, test_index = np.sort(train_index), np.sort(test_index)
@@ -157,10 +154,12 @@ def make_digit_bags(
         positive = b % 2 == 0
         n_wit = int(rng.integers(1, max_witnesses + 1)) if positive else 0
         n_wit = min(n_wit, size - 1) if positive else 0
-        rows = np.concatenate([
-            rng.choice(positives, size=n_wit, replace=False),
-            rng.choice(negatives, size=size - n_wit, replace=False),
-        ])
+        rows = np.concatenate(
+            [
+                rng.choice(positives, size=n_wit, replace=False),
+                rng.choice(negatives, size=size - n_wit, replace=False),
+            ]
+        )
         rows = rows[rng.permutation(len(rows))]
         instances.append(x[rows])
         witnesses.append(y[rows] == target)

@@ -1,23 +1,50 @@
-"""scikit-learn's bundled 8x8 digits (1,797 images) as flat vectors, with a seeded stratified split.
+"""scikit-learn's bundled 8x8 digits (1,797 images): the one loader every family that uses them goes through.
 
-The images ship inside scikit-learn, so nothing is downloaded. Pixels (0..16) are scaled to [0, 1]. The
-split is stratified by class and fixed by a seed, so every method evaluated with the same seed sees the
-same train and test images. Other families (multiple-instance bags) build on :func:`load_digits_arrays`.
+The images ship inside scikit-learn, so nothing is downloaded. :func:`digits_raw` reads them once per process
+(pixels 0..16 as float64, labels int64, both read-only so no caller can change what another one sees); the
+hessian family standardises those itself. :func:`digits_scaled` is the [0, 1]-scaled float32 view that the
+multiple-instance bags and the pruning family use. :func:`load_digits_split` adds a seeded split stratified by
+class, so every method evaluated with the same seed sees the same train and test images.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
 from phenomena_bench.data.mnist1d import ArraySplit
 
+DIGITS_SIZE = 1797
+DIGITS_FEATURES = 64
+DIGITS_CLASSES = 10
 
-def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """All digits: `X` (1797, 64) float32 in [0, 1] and `y` (1797,) int64."""
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@functools.cache
+def digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """All digits as scikit-learn stores them: `X` (1797, 64) float64 in 0..16 and `y` (1797,) int64, read-only."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = (np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0)).clip(0.0, 1.0)
-    return x, np.asarray(bunch.target, dtype=np.int64)
+    return _read_only(np.asarray(bunch.data, dtype=np.float64)), _read_only(np.asarray(bunch.target, dtype=np.int64))
+
+
+@functools.cache
+def digits_scaled() -> tuple[np.ndarray, np.ndarray]:
+    """All digits with pixels scaled to [0, 1]: `X` (1797, 64) float32 and `y` (1797,) int64, read-only."""
+    x, y = digits_raw()
+    return _read_only((x.astype(np.float32) / np.float32(16.0)).clip(0.0, 1.0)), y
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All digits: `X` (1797, 64) float32 in [0, 1] and `y` (1797,) int64, as writable copies."""
+    x, y = digits_scaled()
+    return x.copy(), y.copy()
 
 
 def stratified_indices(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +67,6 @@ def stratified_indices(y: np.ndarray, test_fraction: float, seed: int) -> tuple[
 
 def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> ArraySplit:
     """Digits split into train and test, stratified by class."""
-    x, y = load_digits_arrays()
+    x, y = digits_scaled()
     train, test = stratified_indices(y, test_fraction, seed)
     return ArraySplit(x[train], y[train], x[test], y[test])

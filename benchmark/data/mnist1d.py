@@ -10,14 +10,14 @@ that changes them, written atomically so concurrent workers never read a torn fi
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from phenomena_bench.core.atomic import atomic_write
+from phenomena_bench.core.hashing import sha256_hex
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,20 @@ def mnist1d_args(num_samples: int = 5000, seed: int = 42) -> dict[str, object]:
 def load_mnist1d(num_samples: int = 5000, seed: int = 42, cache_dir: Path | None = None) -> ArraySplit:
     """MNIST-1D arrays for the generator arguments; cached under `cache_dir` when one is given."""
     args = mnist1d_args(num_samples, seed)
-    digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+    # Not canonical_json: this text names the cache files already written, so it stays as it was.
+    digest = sha256_hex(json.dumps(args, sort_keys=True))[:16]
     path = Path(cache_dir) / f"mnist1d-{digest}.npz" if cache_dir is not None else None
     if path is not None and path.exists():
         with np.load(path) as f:
             return ArraySplit(f["x_train"], f["y_train"], f["x_test"], f["y_test"])
     split = _generate(args)
     if path is not None:
-        _save_atomic(path, split)
+        atomic_write(
+            path,
+            lambda f: np.savez(
+                f, x_train=split.x_train, y_train=split.y_train, x_test=split.x_test, y_test=split.y_test
+            ),
+        )
     return split
 
 
@@ -77,15 +83,3 @@ def _generate(args: dict[str, object]) -> ArraySplit:
         x_test=np.asarray(data["x_test"], dtype=np.float32),
         y_test=np.asarray(data["y_test"], dtype=np.int64),
     )
-
-
-def _save_atomic(path: Path, split: ArraySplit) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x_train=split.x_train, y_train=split.y_train, x_test=split.x_test, y_test=split.y_test)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -36,6 +36,7 @@ class GatedABMIL(nn.Module):
         super().__init__()
         widths = [in_features, *hidden]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self._widths = tuple(int(width) for width in hidden)
         embed = widths[-1]
         self.attention_v = nn.Linear(embed, attention_dim)
         self.attention_u = nn.Linear(embed, attention_dim)
@@ -45,7 +46,7 @@ class GatedABMIL(nn.Module):
     @property
     def widths(self) -> tuple[int, ...]:
         """Output width of each encoder layer, i.e. the feature size each instance hook sees."""
-        return tuple(layer.out_features for layer in self.encoder)
+        return self._widths
 
     def forward(
         self,

@@ -12,7 +12,8 @@ commits the folder's files, byte for byte, in one commit. Layout::
 Nested fields (metrics, curves, hyperparameters, the task spec) are stored as JSON text rather than parquet
 structs: every family has its own metric names, and a single schema across families would be a union that
 grows with each family (and `datasets` refuses files whose schemas differ). JSON text keeps one fixed schema
-and round-trips exactly.
+and round-trips exactly. The `runs` columns are derived from the :class:`~phenomena_bench.store.RunRecord`
+model (:func:`model_columns`), so a new record field becomes a column without a hand-kept list to update.
 
 The commit goes through :class:`huggingface_hub.HfApi` (``create_repo``, then ``create_commit`` with
 ``parent_commit`` = the head the folder was built against, so a concurrent publish fails instead of being
@@ -28,40 +29,89 @@ import json
 import os
 import re
 import tempfile
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
+
 from phenomena_bench import __version__
-from phenomena_bench.analysis import statistics as stats
+from phenomena_bench.analysis.rows import Row, aggregate
+from phenomena_bench.analysis.tables import build_tables
 from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.family import STATUSES
+from phenomena_bench.report import markdown
+from phenomena_bench.report.site import ASSETS_DIR, load_task_infos
 from phenomena_bench.store import RunRecord, Store
 
 CONFIGS = ("runs", "leaderboard", "tasks")
 SPLIT = "train"
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[A-Za-z0-9][\w.\-]{0,95}$")
-#: Scalar columns of `runs`, in order; the nested fields follow as JSON text.
-RUN_SCALARS: tuple[tuple[str, str], ...] = (
-    ("key", "string"), ("task_id", "string"), ("task_version", "int64"), ("family", "string"), ("tier", "string"),
-    ("seed", "int64"), ("method_name", "string"), ("method_family", "string"), ("method_version", "string"),
-    ("method_label", "string"), ("method_ref", "string"), ("method_source", "string"), ("status", "string"),
-    ("error", "string"), ("wall_time_s", "float64"), ("batched_with", "int64"), ("device", "string"),
-    ("torch_version", "string"), ("benchmark_version", "string"), ("started_at", "string"), ("finished_at", "string"),
-)
-RUN_JSON = ("method_hyperparameters", "metrics", "curves", "task")
-BOARD_SCALARS: tuple[tuple[str, str], ...] = (
-    ("task_id", "string"), ("task_version", "int64"), ("tier", "string"), ("family", "string"), ("method", "string"),
-    ("method_name", "string"), ("version", "string"), ("rank", "int64"), ("primary_metric", "string"),
-    ("direction", "string"), ("primary", "float64"), ("primary_censored", "bool_"), ("seeds", "int64"),
-    ("successes", "int64"), ("success_rate", "float64"), ("ok", "int64"), ("failed", "int64"), ("timeout", "int64"),
-    ("diverged", "int64"), ("budget_exceeded", "int64"), ("censored", "int64"), ("is_reference", "bool_"),
-    ("vs_reference", "string"), ("benchmark_version", "string"), ("date", "string"),
+CARD_TEMPLATE = ASSETS_DIR / "templates" / "dataset_card.md"
+_ARROW = {str: "string", int: "int64", float: "float64", bool: "bool_"}
+
+
+# ------------------------------------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True)
+class ParquetColumn:
+    """A parquet column and where its value lives in a model: `path` is the field (and sub-field of a nested
+    model, e.g. ``("method", "label")``); `arrow` names the pyarrow type; JSON text when `json` is set."""
+
+    name: str
+    path: tuple[str, ...]
+    arrow: str
+    json: bool
+
+
+def _scalar_arrow(annotation: Any) -> str | None:
+    """The pyarrow type of a scalar field (optional allowed, a Literal of strings is a string), else None."""
+    args = get_args(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return _scalar_arrow(rest[0]) if len(rest) == 1 else None
+    if get_origin(annotation) is Literal:
+        return "string" if all(isinstance(a, str) for a in args) else None
+    return _ARROW.get(annotation)
+
+
+def model_columns(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[ParquetColumn]:
+    """One column per field of `model`, in field order: scalars as such, a nested model flattened into
+    ``<field>_<sub-field>`` columns, anything else (dicts, lists, unions of those) as canonical JSON text."""
+    out: list[ParquetColumn] = []
+    for name, info in model.model_fields.items():
+        path = (*prefix, name)
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += model_columns(ann, path)
+            continue
+        arrow = _scalar_arrow(ann)
+        out.append(ParquetColumn("_".join(path), path, arrow or "string", arrow is None))
+    return out
+
+
+#: The `runs` table: every field of a run record (the source of truth), derived from the model.
+RUN_COLUMNS: tuple[ParquetColumn, ...] = tuple(model_columns(RunRecord))
+#: The `leaderboard` table: the scalar fields of a row (from the model), its status counts and verdict, and
+#: `stats`, the whole row as JSON text.
+BOARD_COLUMNS: tuple[ParquetColumn, ...] = (
+    *(c for c in model_columns(Row) if not c.json),
+    *(ParquetColumn(status, ("status_counts", status), "int64", False) for status in STATUSES),
+    ParquetColumn("vs_reference", ("vs_reference", "verdict"), "string", False),
+    ParquetColumn("stats", (), "string", True),
 )
 TASK_SCALARS: tuple[tuple[str, str], ...] = (
-    ("task_id", "string"), ("family", "string"), ("version", "int64"), ("title", "string"),
-    ("description", "string"), ("spec_yaml", "string"), ("spec_json", "string"),
+    ("task_id", "string"),
+    ("family", "string"),
+    ("version", "int64"),
+    ("title", "string"),
+    ("description", "string"),
+    ("spec_yaml", "string"),
+    ("spec_json", "string"),
 )
 
 
@@ -83,48 +133,41 @@ def _require(module: str) -> Any:
 
 def run_row(record: RunRecord) -> dict[str, Any]:
     """One `runs` row: scalars as columns, nested fields as canonical JSON text."""
-    m = record.method
-    row: dict[str, Any] = {
-        "key": record.key, "task_id": record.task_id, "task_version": record.task_version, "family": record.family,
-        "tier": record.tier, "seed": record.seed, "method_name": m.name, "method_family": m.family,
-        "method_version": m.version, "method_label": m.label, "method_ref": m.ref, "method_source": m.source,
-        "status": record.status, "error": record.error, "wall_time_s": record.wall_time_s,
-        "batched_with": record.batched_with, "device": record.device,
-        "torch_version": record.torch_version, "benchmark_version": record.benchmark_version,
-        "started_at": record.started_at, "finished_at": record.finished_at,
-    }
-    row["method_hyperparameters"] = _canonical(m.hyperparameters)
-    row["metrics"] = _canonical(record.metrics)
-    row["curves"] = _canonical(record.curves)
-    row["task"] = _canonical(record.task)
+    return _columns_of(record.model_dump(mode="json"), RUN_COLUMNS)
+
+
+def _columns_of(data: dict[str, Any], columns: Sequence[ParquetColumn]) -> dict[str, Any]:
+    """The column values of one dumped model (a missing or null parent gives a null)."""
+    row: dict[str, Any] = {}
+    for col in columns:
+        value: Any = data
+        for part in col.path:
+            value = value.get(part) if isinstance(value, dict) else None
+        row[col.name] = _canonical(value) if col.json else value
     return row
 
 
 def record_from_row(row: dict[str, Any]) -> RunRecord:
-    """The inverse of :func:`run_row` (validated, so a foreign or edited file cannot slip in)."""
-    return RunRecord.model_validate({
-        "key": row["key"], "task_id": row["task_id"], "task_version": row["task_version"], "family": row["family"],
-        "tier": row["tier"], "seed": row["seed"],
-        "method": {"name": row["method_name"], "family": row["method_family"], "version": row["method_version"],
-                   "hyperparameters": json.loads(row["method_hyperparameters"]), "label": row["method_label"],
-                   "ref": row["method_ref"], "source": row["method_source"]},
-        "status": row["status"], "metrics": json.loads(row["metrics"]), "curves": json.loads(row["curves"]),
-        "error": row["error"], "wall_time_s": row["wall_time_s"], "batched_with": row.get("batched_with") or 1,
-        "device": row["device"],
-        "torch_version": row["torch_version"], "benchmark_version": row["benchmark_version"],
-        "started_at": row["started_at"], "finished_at": row["finished_at"], "task": json.loads(row["task"]),
-    })
+    """The inverse of :func:`run_row` (validated, so a foreign or edited file cannot slip in). A column the
+    file lacks (written before the field existed) leaves the field at its default."""
+    data: dict[str, Any] = {}
+    for col in RUN_COLUMNS:
+        if col.name not in row:
+            continue
+        value = row[col.name]
+        target = data
+        for part in col.path[:-1]:
+            target = target.setdefault(part, {})
+        target[col.path[-1]] = json.loads(value) if col.json else value
+    return RunRecord.model_validate(data)
 
 
-def board_row(row: dict[str, Any]) -> dict[str, Any]:
-    out = {name: row.get(name) for name, _ in BOARD_SCALARS}
-    out["stats"] = _canonical(row)
-    return out
+def board_row(row: Row) -> dict[str, Any]:
+    """One `leaderboard` row: the scalars as columns, the whole typed row as JSON text in `stats`."""
+    return _columns_of(row.model_dump(mode="json"), BOARD_COLUMNS)
 
 
 def task_rows(records: Sequence[RunRecord], tasks_dir: Path | Sequence[Path] | None) -> list[dict[str, Any]]:
-    from phenomena_bench.report.site import load_task_infos
-
     infos = load_task_infos(tasks_dir, records)
     latest: dict[str, RunRecord] = {}
     for r in sorted(records, key=lambda r: (r.finished_at, r.key)):
@@ -135,9 +178,17 @@ def task_rows(records: Sequence[RunRecord], tasks_dir: Path | Sequence[Path] | N
         version = spec.get("version") if isinstance(spec, dict) else None
         if not isinstance(version, int):
             version = latest[task_id].task_version if task_id in latest else None
-        rows.append({"task_id": task_id, "family": info.family, "version": version, "title": info.title,
-                     "description": info.description, "spec_yaml": info.spec_yaml,
-                     "spec_json": _canonical(spec if isinstance(spec, dict) else {})})
+        rows.append(
+            {
+                "task_id": task_id,
+                "family": info.family,
+                "version": version,
+                "title": info.title,
+                "description": info.description,
+                "spec_yaml": info.spec_yaml,
+                "spec_json": _canonical(spec if isinstance(spec, dict) else {}),
+            }
+        )
     return rows
 
 
@@ -161,59 +212,40 @@ class DatasetFolder:
     counts: dict[str, int]
 
 
-def dataset_card(repo_id: str, counts: dict[str, int], rows: list[dict[str, Any]], records: Sequence[RunRecord]
-                 ) -> str:
-    """README.md: YAML header with the `configs` that `load_dataset` and the Hub viewer use, then prose."""
-    header = {
-        "pretty_name": "phenomena-bench results",
-        "license": "mit",
-        "tags": ["benchmark", "leaderboard", "deep-learning-phenomena"],
-        "configs": [
-            {"config_name": name, "data_files": [{"split": SPLIT, "path": f"data/{name}.parquet"}],
-             **({"default": True} if name == "runs" else {})}
+def dataset_card(repo_id: str, counts: dict[str, int], rows: list[Row], records: Sequence[RunRecord]) -> str:
+    """README.md as a :class:`huggingface_hub.DatasetCard`: metadata (the `configs` that `load_dataset` and the
+    Hub viewer use) in :class:`~huggingface_hub.DatasetCardData`, prose from ``templates/dataset_card.md``."""
+    hub = _require("huggingface_hub")
+    data = hub.DatasetCardData(
+        pretty_name="phenomena-bench results",
+        license="mit",
+        tags=["benchmark", "leaderboard", "deep-learning-phenomena"],
+        configs=[
+            {
+                "config_name": name,
+                "data_files": [{"split": SPLIT, "path": f"data/{name}.parquet"}],
+                **({"default": True} if name == "runs" else {}),
+            }
             for name in CONFIGS
         ],
-    }
-    families = sorted({r.family for r in records})
-    versions = sorted({r.benchmark_version for r in records})
-    body = [
-        "# phenomena-bench results",
-        "",
-        f"Results of phenomena-bench (published with benchmark version **{__version__}**; "
-        f"runs from benchmark version(s) {', '.join(versions) or 'none'}), a declarative benchmark suite for "
-        "deep-learning phenomena. Families: " + (", ".join(families) or "none") + ".",
-        "",
-        "| config | rows | what |",
-        "| --- | --- | --- |",
-        f"| `runs` | {counts['runs']} | one row per run: task, tier, seed, method and hyperparameters, status, "
-        "metrics, curves, timing, environment |",
-        f"| `leaderboard` | {counts['leaderboard']} | one row per (task, tier, method): median / mean with 95% "
-        "bootstrap interval, success rate, rank, comparison with the reference baseline |",
-        f"| `tasks` | {counts['tasks']} | one row per task: its spec as YAML and JSON |",
-        "",
-        "Nested fields (`metrics`, `curves`, `method_hyperparameters`, `task`, `stats`, `spec_json`) are JSON text.",
-        "",
-        "```python",
-        "from datasets import load_dataset",
-        f'runs = load_dataset("{repo_id}", "runs", split="{SPLIT}")',
-        f'board = load_dataset("{repo_id}", "leaderboard", split="{SPLIT}")',
-        "```",
-        "",
-        "A run whose time-to-event metric never reached its target is *censored* at the budget: its value is a "
-        "lower bound and is never averaged as if finished. Merge these results into a local store with "
-        f"`phenomena-bench pull --repo-id {repo_id}`.",
-        "",
-        "## Leaderboard",
-        "",
-        stats.format_table(rows, fmt="github") if rows else "No results yet.",
-        "",
-    ]
-    front = yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
-    return f"---\n{front}---\n\n" + "\n".join(body)
+    )
+    card = hub.DatasetCard.from_template(
+        data,
+        template_path=str(CARD_TEMPLATE),
+        repo_id=repo_id,
+        split=SPLIT,
+        counts=counts,
+        version=__version__,
+        run_versions=", ".join(sorted({r.benchmark_version for r in records})) or "none",
+        families=", ".join(sorted({r.family for r in records})) or "none",
+        leaderboard=markdown.render_all(build_tables(rows)) if rows else "No results yet.",
+    )
+    return str(card)
 
 
-def build_folder(records: Iterable[RunRecord], out: Path, *, repo_id: str, tasks_dir: Path | Sequence[Path] | None = None
-                 ) -> DatasetFolder:
+def build_folder(
+    records: Iterable[RunRecord], out: Path, *, repo_id: str, tasks_dir: Path | Sequence[Path] | None = None
+) -> DatasetFolder:
     """Write the dataset repository folder into `out` (an existing folder is emptied of our files first)."""
     if not REPO_ID_RE.match(repo_id):
         raise BenchmarkError(f"repo id {repo_id!r} is not of the form ORG/NAME")
@@ -221,12 +253,12 @@ def build_folder(records: Iterable[RunRecord], out: Path, *, repo_id: str, tasks
     out.mkdir(parents=True, exist_ok=True)
     for name in CONFIGS:
         (out / "data" / f"{name}.parquet").unlink(missing_ok=True)
-    rows = stats.aggregate(recs)
+    rows = aggregate(recs)
     tasks = task_rows(recs, tasks_dir)
-    _write_parquet([run_row(r) for r in recs], [*RUN_SCALARS, *((n, "string") for n in RUN_JSON)],
-                   out / "data" / "runs.parquet")
-    _write_parquet([board_row(r) for r in rows], [*BOARD_SCALARS, ("stats", "string")],
-                   out / "data" / "leaderboard.parquet")
+    _write_parquet([run_row(r) for r in recs], [(c.name, c.arrow) for c in RUN_COLUMNS], out / "data" / "runs.parquet")
+    _write_parquet(
+        [board_row(r) for r in rows], [(c.name, c.arrow) for c in BOARD_COLUMNS], out / "data" / "leaderboard.parquet"
+    )
     _write_parquet(tasks, TASK_SCALARS, out / "data" / "tasks.parquet")
     counts = {"runs": len(recs), "leaderboard": len(rows), "tasks": len(tasks)}
     (out / "README.md").write_text(dataset_card(repo_id, counts, rows, recs), encoding="utf-8")
@@ -261,12 +293,12 @@ def verify_folder(folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
 
 def _verify(datasets: Any, folder: DatasetFolder, records: Sequence[RunRecord]) -> None:
     with tempfile.TemporaryDirectory(prefix="phenomena-bench-verify-") as cache:
-        loaded = {name: datasets.load_dataset(str(folder.path), name, split=SPLIT, cache_dir=cache)
-                  for name in CONFIGS}
+        loaded = {name: datasets.load_dataset(str(folder.path), name, split=SPLIT, cache_dir=cache) for name in CONFIGS}
         for name in CONFIGS:
             if loaded[name].num_rows != folder.counts[name]:
-                raise BenchmarkError(f"{folder.path}: config {name} reads back {loaded[name].num_rows} rows, "
-                                     f"wrote {folder.counts[name]}")
+                raise BenchmarkError(
+                    f"{folder.path}: config {name} reads back {loaded[name].num_rows} rows, wrote {folder.counts[name]}"
+                )
         back = {r.key: r for r in (record_from_row(row) for row in loaded["runs"])}
     expected = {r.key: r for r in records}
     if back.keys() != expected.keys():
@@ -284,8 +316,15 @@ def _token() -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
-def push_folder(folder: DatasetFolder, repo_id: str, *, create_pr: bool = False, private: bool | None = None,
-                message: str | None = None, api: Any = None) -> str:
+def push_folder(
+    folder: DatasetFolder,
+    repo_id: str,
+    *,
+    create_pr: bool = False,
+    private: bool | None = None,
+    message: str | None = None,
+    api: Any = None,
+) -> str:
     """Create the dataset repo if needed and commit the folder's files in one commit; returns the commit (or PR)
     URL. The commit names the head it was built against (`parent_commit`), so a concurrent publish makes this
     one fail rather than silently replacing it."""
@@ -295,8 +334,9 @@ def push_folder(folder: DatasetFolder, repo_id: str, *, create_pr: bool = False,
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         parent = api.dataset_info(repo_id).sha
-        operations = [hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.path / name))
-                      for name in folder.files]
+        operations = [
+            hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder.path / name)) for name in folder.files
+        ]
         info = api.create_commit(
             repo_id,
             operations=operations,
@@ -307,8 +347,9 @@ def push_folder(folder: DatasetFolder, repo_id: str, *, create_pr: bool = False,
         )
     except errors.HfHubHTTPError as err:
         status = getattr(getattr(err, "response", None), "status_code", "?")
-        raise BenchmarkError(f"the Hub refused the publish to {repo_id} (HTTP {status}): "
-                             f"{str(err).splitlines()[0]}") from None
+        raise BenchmarkError(
+            f"the Hub refused the publish to {repo_id} (HTTP {status}): {str(err).splitlines()[0]}"
+        ) from None
     return str(getattr(info, "pr_url", None) or getattr(info, "commit_url", info))
 
 
@@ -317,8 +358,14 @@ def download_runs(repo_id: str, revision: str | None, dest: Path) -> Path:
     hub = _require("huggingface_hub")
     errors = _require("huggingface_hub.errors")
     try:
-        hub.snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=str(dest),
-                              allow_patterns=["README.md", "data/runs.parquet"], token=_token())
+        hub.snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            local_dir=str(dest),
+            allow_patterns=["README.md", "data/runs.parquet"],
+            token=_token(),
+        )
     except errors.HfHubHTTPError as err:
         raise BenchmarkError(f"could not download {repo_id}: {str(err).splitlines()[0]}") from None
     return dest

@@ -65,8 +65,9 @@ def failure_record(
     """A record for a run that ended without an outcome: crashed worker, time limit, unreadable result.
 
     `wall` is the whole job's wall time; a run of a batch is charged its share, as when it finishes."""
-    return make_record(run, RunOutcome(status=status, error=error), device, started_at, wall / batched_with,
-                       batched_with=batched_with)
+    return make_record(
+        run, RunOutcome(status=status, error=error), device, started_at, wall / batched_with, batched_with=batched_with
+    )
 
 
 def resolve_device(requested: str) -> str:
@@ -82,9 +83,7 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def execute_job(
-    job: Job, device: str, cache_dir: Path, progress: Any = None, compile: bool = False
-) -> list[RunRecord]:
+def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, compile: bool = False) -> list[RunRecord]:
     """Do a job in this process and return one record per run, whatever happens inside the method.
 
     A single run goes through :meth:`Family.run`; several seeds through :meth:`Family.run_batch`, as one
@@ -104,7 +103,10 @@ def execute_job(
         method = resolve_method(first.method_ref, first.hyperparameters)
         torch.manual_seed(seeds[0])
         ctx = RunContext(
-            seed=seeds[0], device=device, cache_dir=cache_dir, progress=progress or (lambda done, total: None),
+            seed=seeds[0],
+            device=device,
+            cache_dir=cache_dir,
+            progress=progress or (lambda done, total: None),
             compile=compile,
         )
         if len(seeds) == 1:

@@ -47,20 +47,32 @@ OnProgress = Callable[[int, str, int, int], None]
 Claim = Callable[[PlannedRun], bool]
 
 
-
 class Executor(Protocol):
     """Where jobs run. :func:`phenomena_bench.run.orchestrate.execute_plan` drives any executor."""
 
     def execute(
-        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self,
+        jobs: list[Job],
+        on_record: OnRecord,
+        on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
         """Do every job `claim` lets this runner have, calling `on_record` the moment each run ends."""
 
 
 #: Environment variables a worker never sees: Hub tokens by name, and anything that looks like a credential.
-SECRET_NAMES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "HF_API_TOKEN",
-                          "HUGGINGFACEHUB_API_TOKEN", "GITHUB_TOKEN", "GH_TOKEN", "WANDB_API_KEY"})
+SECRET_NAMES = frozenset(
+    {
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HUGGINGFACE_TOKEN",
+        "HF_API_TOKEN",
+        "HUGGINGFACEHUB_API_TOKEN",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "WANDB_API_KEY",
+    }
+)
 SECRET_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
 #: How long a worker may take to start (spawn, import torch) before the run is a `timeout`.
 STARTUP_LIMIT_S = 120.0
@@ -121,7 +133,10 @@ class LocalExecutor:
         self.compile = compile
 
     def execute(
-        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self,
+        jobs: list[Job],
+        on_record: OnRecord,
+        on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
         import torch
@@ -159,6 +174,7 @@ def _worker_body(job: Job, device: str, cache_dir: str, conn: Connection, parent
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     import torch
+
     from phenomena_bench.registry import get_family
 
     torch.set_num_threads(1)
@@ -198,8 +214,11 @@ class _Active:
         """Records for the job's runs that have none yet, all ended the same way."""
         wall = time.monotonic() - self.t0
         size = len(self.job.runs)
-        return [failure_record(run, status, error, self.device, self.started_at, wall, size)
-                for run in self.job.runs if run.key not in self.recorded]
+        return [
+            failure_record(run, status, error, self.device, self.started_at, wall, size)
+            for run in self.job.runs
+            if run.key not in self.recorded
+        ]
 
 
 def _describe_exit(code: int | None) -> str:
@@ -246,7 +265,10 @@ class ProcessExecutor:
         active.process.join(timeout=5)
 
     def execute(
-        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self,
+        jobs: list[Job],
+        on_record: OnRecord,
+        on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
         pending = list(jobs)
@@ -319,8 +341,9 @@ class ProcessExecutor:
         if not a.process.is_alive():
             a.process.join()
             a.done = True
-            return records + a.failures("failed", _describe_exit(a.process.exitcode) + (
-                f"\n\n{a.crash}" if a.crash else ""))
+            return records + a.failures(
+                "failed", _describe_exit(a.process.exitcode) + (f"\n\n{a.crash}" if a.crash else "")
+            )
         return records
 
 

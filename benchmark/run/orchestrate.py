@@ -82,8 +82,9 @@ class Progress:
     def __init__(self, total: int, enabled: bool = True) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr,
-                        disable=not enabled or not sys.stderr.isatty())
+        self.bar = tqdm(
+            total=total, unit="run", dynamic_ncols=True, file=sys.stderr, disable=not enabled or not sys.stderr.isatty()
+        )
         self.slots: dict[int, str] = {}
 
     def advance(self) -> None:
@@ -152,8 +153,10 @@ def execute_plan(
         progress.advance()
         if record.status != "ok":
             first_line = (record.error or "").strip().splitlines()[:1]
-            progress.note(f"{record.status}: {record.task_id} {record.method.label} seed={record.seed}: "
-                          f"{first_line[0] if first_line else ''}")
+            progress.note(
+                f"{record.status}: {record.task_id} {record.method.label} seed={record.seed}: "
+                f"{first_line[0] if first_line else ''}"
+            )
         if on_record is not None:
             on_record(record)
 
@@ -168,8 +171,9 @@ def execute_plan(
             jobs = group_jobs(list(busy), batch)
             if jobs:
                 if not told:
-                    progress.note(f"waiting for {len(busy)} run(s) claimed by {store.claim_holder(busy[0].key)} "
-                                  "on the same store")
+                    progress.note(
+                        f"waiting for {len(busy)} run(s) claimed by {store.claim_holder(busy[0].key)} on the same store"
+                    )
                     told = True
                 time.sleep(poll_s)
     except KeyboardInterrupt:

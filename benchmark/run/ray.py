@@ -88,12 +88,19 @@ class RayExecutor:
         # A local Ray instance started here inherits this environment: keep secrets out of it too.
         with secrets_removed():
             self.ray.init(
-                address=self.address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
+                address=self.address,
+                ignore_reinit_error=True,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
             )
 
     def execute(
-        self, jobs: list[Job], on_record: OnRecord, on_progress: OnProgress | None = None,
+        self,
+        jobs: list[Job],
+        on_record: OnRecord,
+        on_progress: OnProgress | None = None,
         claim: Claim | None = None,
     ) -> None:
         """Submit every claimable job at once (Ray queues them by resources); record each as it returns."""
@@ -126,10 +133,17 @@ class RayExecutor:
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
                         for run in job.runs:
-                            on_record(failure_record(
-                                run, "timeout", f"Ray task did not return within {waited:.0f} s; cancelled",
-                                self.device, started_at, waited, len(job.runs),
-                            ))
+                            on_record(
+                                failure_record(
+                                    run,
+                                    "timeout",
+                                    f"Ray task did not return within {waited:.0f} s; cancelled",
+                                    self.device,
+                                    started_at,
+                                    waited,
+                                    len(job.runs),
+                                )
+                            )
         finally:
             for ref in pending:  # Ctrl-C or an error in the driver: cancel what is still out there
                 ray.cancel(ref, force=True)
@@ -144,10 +158,18 @@ class RayExecutor:
             return [RunRecord.model_validate_json(text) for text in self.ray.get(ref)]
         except Exception as err:  # the Ray task itself failed: a node died, the object was lost
             first = str(err).strip().splitlines()[:1]
-            return [failure_record(
-                run, "failed", f"Ray task failed: {type(err).__name__}: {first[0] if first else ''}",
-                self.device, started_at, time.monotonic() - t0, len(job.runs),
-            ) for run in job.runs]
+            return [
+                failure_record(
+                    run,
+                    "failed",
+                    f"Ray task failed: {type(err).__name__}: {first[0] if first else ''}",
+                    self.device,
+                    started_at,
+                    time.monotonic() - t0,
+                    len(job.runs),
+                )
+                for run in job.runs
+            ]
 
 
 def _python_path() -> str:

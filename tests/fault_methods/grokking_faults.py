@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 import torch
-from phenomena_bench.families.grokking.family import GrokkingMethod, TrainingInfo
 from pydantic import BaseModel, ConfigDict, Field
+
+from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
 
 
 def _log(tag: str, seed: int, pid: int | None = None) -> None:

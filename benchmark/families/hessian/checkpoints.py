@@ -12,58 +12,19 @@ cached by content hash next to the ground truth.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from phenomena_bench.core.cache import cache_path, load_arrays, save_arrays
-from phenomena_bench.core.hashing import content_key
-from phenomena_bench.core.spec import StrictModel
-from phenomena_bench.models.flat_mlp import FlatMLP
-from pydantic import Field, field_validator
 
-DIGITS_SIZE = 1797
-DIGITS_FEATURES = 64
-DIGITS_CLASSES = 10
-LossName = Literal["cross_entropy", "mse"]
+from phenomena_bench.core.cache import cache_path, content_key, load_arrays, save_arrays
+from phenomena_bench.data.digits import digits_raw
+from phenomena_bench.families.hessian.spec import HessianData, HessianModel, HessianTraining, LossName
+
 #: Bump when the training or data code changes meaning, so cached checkpoints are not reused.
 CHECKPOINT_CODE_VERSION = 1
-
-
-class HessianData(StrictModel):
-    """Which fixed training set defines the loss."""
-
-    dataset: Literal["digits"] = "digits"
-    n_train: int = Field(ge=10, le=DIGITS_SIZE - 100, description="Training points (the Hessian's data).")
-    split_seed: int = Field(default=0, ge=0, description="Fixes which digits form the training subset.")
-
-
-class HessianModel(StrictModel):
-    """An MLP on the 64 digit pixels; no hidden layer with the MSE loss is linear regression (quadratic loss)."""
-
-    hidden: list[int] = Field(description="Hidden widths; [] gives a linear model.")
-    activation: Literal["tanh", "relu"] = "tanh"
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, hidden: list[int]) -> list[int]:
-        if any(width < 1 for width in hidden):
-            raise ValueError("every hidden width must be >= 1")
-        return hidden
-
-    def build(self) -> FlatMLP:
-        return FlatMLP((DIGITS_FEATURES, *self.hidden, DIGITS_CLASSES), self.activation)
-
-
-class HessianTraining(StrictModel):
-    """Full-batch gradient descent up to the checkpoint whose Hessian is measured."""
-
-    loss: LossName = "cross_entropy"
-    lr: float = Field(gt=0, le=100, description="Step size η of full-batch GD (edge of stability: λ_max ≈ 2/η).")
-    checkpoint_step: int = Field(ge=0, le=1_000_000, description="GD steps before the checkpoint (0 = init).")
 
 
 @dataclass(frozen=True)
@@ -74,21 +35,9 @@ class DigitsSplit:
     y_test: torch.Tensor
 
 
-@functools.cache
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = np.asarray(bunch.data, dtype=np.float64)
-    y = np.asarray(bunch.target, dtype=np.int64)
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return x, y
-
-
 def digits_split(data: HessianData) -> DigitsSplit:
     """The fixed training subset (and the remaining digits as a test set, used only to describe checkpoints)."""
-    x, y = _digits_arrays()
+    x, y = digits_raw()
     order = np.random.default_rng(data.split_seed).permutation(len(y))
     train, test = order[: data.n_train], order[data.n_train :]
     mean = x[train].mean(axis=0)
@@ -132,7 +81,11 @@ def checkpoint_payload(data: HessianData, model: HessianModel, training: Hessian
 def train_checkpoint(
     data: HessianData, model: HessianModel, training: HessianTraining, seed: int, cache_dir: Path | None
 ) -> Checkpoint:
-    """Train (or load from `cache_dir`) the checkpoint; raises if the loss stops being finite."""
+    """Train (or load from `cache_dir`) the checkpoint; raises if the loss stops being finite.
+
+    A non-finite loss here is the task's fault (its step size), not a method's, so it is a plain error
+    (the run fails) rather than a divergence.
+    """
     key = content_key(checkpoint_payload(data, model, training, seed))
     split = digits_split(data)
     net = model.build()

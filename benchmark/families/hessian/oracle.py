@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import overload
 
 import numpy as np
 import torch
@@ -76,7 +77,12 @@ class HVPOracle:
     def remaining(self) -> int:
         return self.budget - self.used
 
+    @overload
+    def __call__(self, v: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def __call__(self, v: np.ndarray) -> np.ndarray: ...
     def __call__(self, v: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """H v for a vector (P,) or H V for a block (P, b); NumPy in gives NumPy out, a tensor gives a tensor."""
         as_numpy = isinstance(v, np.ndarray)
         tensor = torch.from_numpy(np.asarray(v, dtype=np.float64)) if as_numpy else v
         if not isinstance(tensor, torch.Tensor):

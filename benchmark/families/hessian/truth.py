@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from phenomena_bench.core.cache import cache_path, load_arrays, save_arrays
 from phenomena_bench.core.hashing import content_key
 from phenomena_bench.families.hessian.oracle import BlockHVP

@@ -1,0 +1,102 @@
+"""What a grokking method implements, and everything the harness hands it. A submitter needs only this file.
+
+The harness owns the data (the seed's split of (a op b) mod p), the model (Nanda et al.'s one-layer
+transformer, initialised from the seed), the training loop, the evaluations and every score. A method
+supplies the optimizer and may shape gradients::
+
+    class Lion(GrokkingMethod[LionHyperparameters]):
+        name = "lion"
+
+        def configure(self, model, params, info):
+            return LionOptimizer(params.values(), lr=self.hp.lr), None   # self.hp is a LionHyperparameters
+
+Each training step the harness computes the mean cross-entropy of one minibatch, calls ``backward()``, then
+:meth:`GrokkingMethod.after_backward`, then ``optimizer.step()`` and, if one was returned, ``scheduler.step()``.
+A method never sees the held-out split.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
+
+import torch
+
+from phenomena_bench.core.method import HP, Method
+from phenomena_bench.models.transformer import OneLayerTransformer
+
+__all__ = ["Configured", "GrokkingMethod", "OneLayerTransformer", "TrainingInfo"]
+
+#: What :meth:`GrokkingMethod.configure` returns: an optimizer, or an optimizer and an LR scheduler that the
+#: harness steps once after every optimizer step.
+Configured: TypeAlias = torch.optim.Optimizer | tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]
+
+
+@dataclass(frozen=True)
+class TrainingInfo:
+    """What `configure` and `prepare` learn about the run: sizes, never the held-out data."""
+
+    #: The step budget (optimizer steps, including those `prepare` spends).
+    steps: int
+    #: Examples per training step (the spec's minibatch, or the whole training split).
+    batch_size: int
+    #: Size of the training split.
+    n_train: int
+    #: The modulus: the model's vocabulary is the p residues plus the `=` token.
+    p: int
+    #: The torch device the model lives on ("cpu", "cuda", "cuda:1", ...).
+    device: str
+    #: The run's seed (the first seed when several train as one program).
+    seed: int
+
+
+class GrokkingMethod(Method[HP]):
+    """Base of grokking methods: an optimizer recipe (:meth:`configure`) plus optional hooks.
+
+    Subclass it as ``GrokkingMethod[MyHyperparameters]`` (a Pydantic model): ``self.hp`` is then an instance
+    of it, built from the defaults and the user's ``--hp`` values, and every value is part of the run key.
+
+    `model` in every hook is the run's :class:`OneLayerTransformer` (parameters named ``embed``, ``pos``,
+    ``w_q`` ... ``unembed``; see its ``HIDDEN_MATRICES``, ``EMBEDDINGS`` and ``UNEMBEDDING``). When the
+    method sets ``batchable = True`` and several seeds train as one program, `model` instead holds the seeds'
+    parameters stacked on a leading axis (shape (R, ...)) under the same names, with the same three name
+    lists: a batchable method must use parameters and gradients element-wise only.
+    """
+
+    family: ClassVar[str] = "grokking"
+    #: True when every hook is element-wise over parameters, so R seeds can train as one program on a
+    #: leading run axis with results identical to R separate runs. Leave False when in doubt.
+    batchable: ClassVar[bool] = False
+
+    @abstractmethod
+    def configure(
+        self, model: OneLayerTransformer, params: dict[str, torch.nn.Parameter], info: TrainingInfo
+    ) -> Configured:
+        """Required. The optimizer over `params` (the model's named parameters), optionally with a scheduler.
+
+        Called once per run, before training; a good place to create per-run state (gradient filters).
+        """
+
+    def after_backward(self, model: OneLayerTransformer, step: int) -> None:
+        """Optional. Called after each backward pass, before the optimizer step: may rewrite ``p.grad``.
+
+        `step` counts optimizer steps taken so far (0 on the first step). Gradient filters live here.
+        """
+
+    def prepare(
+        self, model: OneLayerTransformer, train_x: torch.Tensor, train_y: torch.Tensor, info: TrainingInfo
+    ) -> int:
+        """Optional. Work before training, on the training split only; returns the steps it spent.
+
+        The steps returned count against the budget (training starts at that step). A method that overrides
+        this never trains seeds as one program.
+        """
+        return 0
+
+    def overhead_flops_per_step(self, model: OneLayerTransformer) -> float:
+        """Optional. FLOPs the method adds to each step beyond forward+backward (optimizer update, filters).
+
+        Reported in the run's ``flops`` and ``gflops_to_target``; it does not change training.
+        """
+        return 0.0

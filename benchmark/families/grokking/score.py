@@ -1,0 +1,88 @@
+"""How one grokking run's evaluations become its metrics and curves.
+
+The training loop (:mod:`.train`) only records evaluations in a :class:`Track`; this module decides what
+they mean: the held target (hold-for-`hold_evals`), the first crossings, censoring at the budget, FLOPs to
+the target. A run that never gets there is censored (``reached: false``), not failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from phenomena_bench.core.curves import downsample
+from phenomena_bench.core.family import RunOutcome, Scalar
+from phenomena_bench.families.grokking.spec import GrokkingTask
+
+
+def first_held(steps: list[int], values: list[float], threshold: float, hold: int) -> int | None:
+    """The step of the first evaluation with value >= threshold that stays there for `hold` more evaluations.
+
+    An evaluation too close to the end to show `hold` successors does not count: the run has not shown the
+    accuracy holds, so it is censored rather than credited.
+    """
+    run = 0
+    for i, value in enumerate(values):
+        run = run + 1 if value >= threshold else 0
+        if run == hold + 1:
+            return steps[i - hold]
+    return None
+
+
+def first_crossing(steps: list[int], values: list[float], threshold: float) -> int | None:
+    """The step of the first evaluation with value >= threshold (no hold), or None."""
+    return next((s for s, v in zip(steps, values) if v >= threshold), None)
+
+
+@dataclass
+class Track:
+    """One run's evaluations and fate inside a (possibly batched) training program."""
+
+    eval_steps: list[int] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    flops_at: dict[int, float] = field(default_factory=dict)
+    time_at: dict[int, float] = field(default_factory=dict)
+    active: bool = True
+    steps_run: int = 0
+    flops: float = 0.0
+    #: Why training stopped early because the loss became non-finite; None while it has not.
+    diverged: str | None = None
+
+
+def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
+    """The run's outcome: metrics and curves from its own evaluations, `diverged` if its loss blew up."""
+    ev, budget = task.evaluation, task.training.steps
+    eval_steps, train_acc, val_acc, val_loss = t.eval_steps, t.train_acc, t.val_acc, t.val_loss
+    train_loss = t.train_loss
+    grokked = first_held(eval_steps, val_acc, ev.target, ev.hold_evals)
+    crossed = first_crossing(eval_steps, val_acc, ev.crossing)
+    fitted = first_crossing(eval_steps, train_acc, ev.target)
+    metrics: dict[str, Scalar] = {
+        "steps_to_target": grokked if grokked is not None else budget,
+        "reached": grokked is not None,
+        "steps_to_95": crossed if crossed is not None else budget,
+        "reached_95": crossed is not None,
+        "steps_to_fit": fitted if fitted is not None else budget,
+        "fitted": fitted is not None,
+        "final_train_acc": train_acc[-1],
+        "final_val_acc": val_acc[-1],
+        "final_train_loss": train_loss[-1] if math.isfinite(train_loss[-1]) else None,
+        "final_val_loss": val_loss[-1] if math.isfinite(val_loss[-1]) else None,
+        "steps_run": t.steps_run,
+        "flops": t.flops,
+        "gflops_to_target": round(t.flops_at[grokked] / 1e9, 3) if grokked is not None else None,
+        "time_to_target_s": round(t.time_at[grokked], 3) if grokked is not None else None,
+        "budget": budget,
+    }
+    curves = {
+        "val_acc": downsample(eval_steps, val_acc),
+        "train_acc": downsample(eval_steps, train_acc),
+        "val_loss": downsample(eval_steps, [v if math.isfinite(v) else 1e30 for v in val_loss]),
+    }
+    if t.diverged is not None:
+        return dataclasses.replace(RunOutcome.diverged(t.diverged, metrics), curves=curves)
+    return RunOutcome(status="ok", metrics=metrics, curves=curves)

@@ -1,0 +1,201 @@
+"""The grokking family's one training loop, for one seed or several seeds trained as one program.
+
+The harness builds the split of (a op b) mod p from the seed (shared by every method), trains Nanda's
+one-layer transformer on the training split only (full batch or the spec's minibatch), evaluates the
+*whole* held-out split every `eval_every` steps and records each evaluation in a :class:`Track`, which
+:mod:`.score` turns into metrics. FLOPs counted: forward+backward of every training example seen, the
+evaluations, and the method's own per-step overhead.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from phenomena_bench.core.family import RunContext, RunOutcome
+from phenomena_bench.data.modular import make_split
+from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
+from phenomena_bench.families.grokking.score import Track, first_held, score_run
+from phenomena_bench.families.grokking.spec import GrokkingTask
+from phenomena_bench.models.transformer import OneLayerTransformer
+
+
+def build_model(task: GrokkingTask) -> OneLayerTransformer:
+    return OneLayerTransformer(task.data.p, task.model.d_model, task.model.n_heads, task.model.d_mlp)
+
+
+def has_own_prepare(method: GrokkingMethod[Any]) -> bool:
+    """Whether `method` overrides :meth:`GrokkingMethod.prepare` (which sees one run's data)."""
+    return type(method).prepare is not GrokkingMethod.prepare
+
+
+class Runs:
+    """R independent runs (seeds) of one (task, method) trained as one program, on a leading run axis.
+
+    With R = 1 this is the plain model (no vmap: no overhead). With R > 1 the R models' parameters are
+    stacked into one module with the same parameter names (shape (R, ...)), and the forward pass is
+    ``vmap(functional_call)``: on a GPU this turns R launch-bound tiny models into one throughput-bound
+    program. Element-wise optimizers (Adam, AdamW) and element-wise gradient filters (Grokfast) on the stacked
+    leaves are exactly R independent copies; a method declares that with ``batchable = True``.
+    """
+
+    def __init__(self, task: GrokkingTask, seeds: list[int], device: torch.device) -> None:
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)  # the same initialisation as a run of this seed alone
+            models.append(build_model(task).to(device))
+        self.n = len(seeds)
+        self.base = models[0]
+        if self.n == 1:
+            self.module: torch.nn.Module = models[0]
+        else:
+            stacked, _ = stack_module_state(models)
+            self.module = torch.nn.Module()
+            for name, value in stacked.items():
+                self.module.register_parameter(name, torch.nn.Parameter(value))
+            for attr in ("HIDDEN_MATRICES", "EMBEDDINGS", "UNEMBEDDING"):
+                setattr(self.module, attr, getattr(OneLayerTransformer, attr))
+            self._skeleton = copy.deepcopy(models[0]).to("meta")
+            self._vmapped = vmap(lambda params, x: functional_call(self._skeleton, params, (x,)))
+
+    @property
+    def hook_model(self) -> OneLayerTransformer:
+        """What the method's hooks receive: the model itself, or (R > 1) the stacked stand-in documented in
+        :class:`GrokkingMethod` (same parameter names and name lists; element-wise use only)."""
+        return cast(OneLayerTransformer, self.module)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (R, B, p) for tokens (R, B, 3)."""
+        if self.n == 1:
+            return cast(torch.Tensor, self.module(x[0]).unsqueeze(0))
+        return cast(torch.Tensor, self._vmapped(dict(self.module.named_parameters()), x))
+
+
+def _per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each run (R,): summing them gives each run exactly its own gradient."""
+    runs, batch, classes = logits.shape
+    losses = torch.nn.functional.cross_entropy(logits.reshape(-1, classes), y.reshape(-1), reduction="none")
+    return losses.view(runs, batch).mean(1)
+
+
+@torch.no_grad()
+def _accuracy_and_loss(
+    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192
+) -> tuple[list[float], list[float]]:
+    """Per-run accuracy and mean loss over every example of (R, N, 3) / (R, N), in float64 loss sums."""
+    correct = torch.zeros(x.shape[0], device=x.device)
+    loss = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
+    for start in range(0, x.shape[1], chunk):
+        logits = runs(x[:, start : start + chunk])
+        target = y[:, start : start + chunk]
+        correct += (logits.argmax(-1) == target).sum(1)
+        loss += torch.nn.functional.cross_entropy(logits.double().transpose(1, 2), target, reduction="none").sum(1)
+    n = x.shape[1]
+    return (correct / n).tolist(), (loss / n).tolist()
+
+
+def train(task: GrokkingTask, method: GrokkingMethod[Any], ctx: RunContext) -> RunOutcome:
+    """One run: the batched loop with a single seed."""
+    return train_runs(task, method, [ctx.seed], ctx)[0]
+
+
+def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
+    """The one training loop of the family, for one or several seeds at once.
+
+    Data stays on the device; minibatches come from epoch-wise reshuffling with each seed's own generator,
+    so a seed sees the same batches alone or batched. Each run stops on its own (target held, diverged or
+    budget); its metrics come only from its own evaluations.
+    """
+    if len(seeds) > 1 and (not method.batchable or has_own_prepare(method)):
+        raise ValueError(f"method {method.name!r} cannot train several seeds as one program")
+    device = torch.device(ctx.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 keeps grokking's dynamics; BF16 would not
+    splits = [make_split(task.data.operation, task.data.p, task.data.train_fraction, seed) for seed in seeds]
+    train_x, train_y, test_x, test_y = (
+        torch.stack([getattr(s, name) for s in splits]).to(device)
+        for name in ("train_x", "train_y", "test_x", "test_y")
+    )
+    runs = Runs(task, seeds, device)
+    model = runs.hook_model
+    n_train = train_x.shape[1]
+    batch = min(task.training.batch_size or n_train, n_train)
+    info = TrainingInfo(task.training.steps, batch, n_train, task.data.p, ctx.device, seeds[0])
+    configured = method.configure(model, dict(runs.module.named_parameters()), info)
+    optimizer, scheduler = configured if isinstance(configured, tuple) else (configured, None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"configure() returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+    step = int(method.prepare(model, train_x[0], train_y[0], info) or 0)
+
+    budget, eval_every, ev = task.training.steps, task.training.eval_every, task.evaluation
+    samplers = [torch.Generator(device="cpu").manual_seed(seed + 1) for seed in seeds]
+    order, cursor = torch.empty(0, dtype=torch.long), n_train
+    fwd = runs.base.forward_flops_per_example()
+    step_flops = 3 * fwd * batch + method.overhead_flops_per_step(runs.base)
+    eval_flops = fwd * (n_train + test_x.shape[1])
+    tracks = [Track() for _ in seeds]
+
+    def forward_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _per_run_cross_entropy(runs(x), y)
+
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = forward_loss
+    if ctx.compile:  # the training step only; evaluation runs every eval_every steps and stays eager
+        step_loss = torch.compile(forward_loss, dynamic=False)
+    t0 = time.perf_counter()
+    # A non-finite loss is caught the step it happens on the CPU; on a GPU checking every step would force a
+    # host sync per step, so it is checked at each evaluation instead.
+    check_every = 1 if device.type == "cpu" else eval_every
+
+    def evaluate(at: int) -> None:
+        tr_acc, tr_loss = _accuracy_and_loss(runs, train_x, train_y)
+        va_acc, va_loss = _accuracy_and_loss(runs, test_x, test_y)
+        for r, track in enumerate(tracks):
+            if not track.active:
+                continue
+            track.flops += eval_flops
+            track.eval_steps.append(at)
+            track.train_acc.append(tr_acc[r])
+            track.train_loss.append(tr_loss[r])
+            track.val_acc.append(va_acc[r])
+            track.val_loss.append(va_loss[r])
+            track.flops_at[at], track.time_at[at] = track.flops, time.perf_counter() - t0
+            track.steps_run = at
+            if ev.stop_when_held and first_held(track.eval_steps, track.val_acc, ev.target, ev.hold_evals) is not None:
+                track.active = False
+
+    evaluate(step)
+    while step < budget and any(t.active for t in tracks):
+        if cursor + batch > n_train:
+            order = torch.stack([torch.randperm(n_train, generator=g) for g in samplers]).to(device)
+            cursor = 0
+        idx = order[:, cursor : cursor + batch]
+        cursor += batch
+        x = torch.take_along_dim(train_x, idx.unsqueeze(-1), dim=1)
+        losses = step_loss(x, torch.take_along_dim(train_y, idx, dim=1))
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        method.after_backward(model, step)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        step += 1
+        for track in tracks:
+            track.flops += step_flops if track.active else 0.0
+        if step % check_every == 0:
+            finite = torch.isfinite(losses).tolist()
+            if not all(finite[r] for r, t in enumerate(tracks) if t.active):
+                evaluate(step)
+                for r, track in enumerate(tracks):
+                    if track.active and not finite[r]:
+                        track.active = False
+                        track.diverged = f"training loss became {losses[r].item()} at step {step}"
+        if step % eval_every == 0 or step == budget:
+            evaluate(step)
+            ctx.progress(step, budget)
+    ctx.progress(budget, budget)
+    return [score_run(task, t) for t in tracks]

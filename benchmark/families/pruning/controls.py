@@ -1,0 +1,55 @@
+"""The controls every method on a (task, seed) is compared with: the dense network and uniform random masks.
+
+They depend only on the resolved task and the seed, so they are computed once and cached as JSON in the
+run's cache folder (named by the task digest, which includes ``HARNESS_VERSION``): a sweep of methods
+trains them once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from phenomena_bench.core.atomic import atomic_write
+from phenomena_bench.families.pruning.api import TrainedState
+from phenomena_bench.families.pruning.masks import make_generator, random_masks, sparsity_label
+from phenomena_bench.families.pruning.score import evaluate_mask
+from phenomena_bench.families.pruning.spec import PruningTask
+from phenomena_bench.families.pruning.train import Data, Trainer
+
+
+def shared_controls(
+    trainer: Trainer,
+    test: Data,
+    init: TrainedState,
+    rewind: TrainedState,
+    shapes: dict[str, torch.Size],
+    sparsities: tuple[float, ...],
+    seed: int,
+    path: Path,
+    task: PruningTask,
+) -> dict[str, Any]:
+    """The dense accuracy and the random-mask accuracy at every sparsity for (task, seed), from `path` when
+    cached; ``{"diverged": True, ...}`` when one of them diverged (not cached: it is recomputed next time)."""
+    if path.exists():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("digest") == path.stem:
+                return cached
+        except (OSError, json.JSONDecodeError):
+            pass  # torn or foreign file: recompute and overwrite
+    dense = trainer.train(None, init, task.training.steps)
+    if dense.diverged:
+        return {"diverged": True, "acc_dense": None}
+    out: dict[str, Any] = {"digest": path.stem, "acc_dense": trainer.accuracy(dense, test), "acc_random": {}}
+    for s in sparsities:
+        masks = random_masks(shapes, s, make_generator(seed, "random-control", sparsity_label(s)))
+        ev = evaluate_mask(trainer, test, masks, rewind, task)
+        if ev.diverged:
+            return {"diverged": True, "acc_dense": out["acc_dense"]}
+        out["acc_random"][sparsity_label(s)] = ev.accuracy
+    atomic_write(path, lambda f: f.write(json.dumps(out, sort_keys=True)), binary=False)
+    return out

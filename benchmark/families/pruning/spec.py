@@ -1,0 +1,92 @@
+"""The pruning task spec: dataset, network, the fixed (re)training recipe and the scoring protocol.
+
+Tiers may change `data`, `model` and `training` (sizes); `evaluation` is the protocol and stays fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from phenomena_bench.core.spec import StrictModel, TaskSpec
+
+
+class PruningData(StrictModel):
+    dataset: Literal["mnist1d", "digits"]
+    num_samples: int = Field(default=5000, ge=200, description="MNIST-1D: examples generated (80% train).")
+    generator_seed: int = Field(default=42, ge=0, description="MNIST-1D generator seed; 42 is the standard set.")
+    test_fraction: float = Field(default=0.25, gt=0, lt=1, description="digits: stratified test share (per seed).")
+
+
+class PruningModel(StrictModel):
+    kind: Literal["mlp", "residual_mlp"] = "mlp"
+    hidden: list[int] = Field(min_length=1, description="Hidden widths, input side first.")
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, hidden: list[int]) -> list[int]:
+        if any(w < 1 for w in hidden):
+            raise ValueError(f"hidden widths must be >= 1, got {hidden}")
+        return hidden
+
+
+class PruningTraining(StrictModel):
+    """The fixed (re)training recipe, the same for the dense net, every mask and every control."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(gt=0, le=10)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD only.")
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    batch_size: int = Field(ge=1, le=65536)
+    steps: int = Field(ge=1, le=10_000_000, description="Steps of one full training.")
+    rewind_step: int = Field(default=0, ge=0, description="k: masks are retrained from θ_k (0 = the init).")
+    search_budget: float = Field(
+        ge=0, le=1000, description="Training steps a method may spend through ctx.train, in units of `steps`."
+    )
+
+
+class PruningEvaluation(StrictModel):
+    sparsities: list[float] = Field(min_length=1, description="Target fractions of prunable weights zeroed.")
+    control_sparsities: list[float] = Field(
+        default_factory=list, description="Where the shuffled-mask and reinitialised controls are retrained."
+    )
+    prune_output_layer: bool = False
+    fewshot_per_class: int = Field(default=10, ge=1, description="Examples per class in ctx.fewshot_batch().")
+    collapse_accuracy: float = Field(
+        ge=0, le=1, description="Accuracy at or below which a sparse net counts as collapsed (chance level)."
+    )
+    matching_tolerance: float = Field(default=0.01, ge=0, le=1, description="'Matching' = acc >= dense - this.")
+
+    @field_validator("sparsities")
+    @classmethod
+    def _increasing(cls, values: list[float]) -> list[float]:
+        if any(not 0.0 < s < 1.0 for s in values):
+            raise ValueError(f"sparsities must lie strictly between 0 and 1, got {values}")
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise ValueError(f"sparsities must be strictly increasing, got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _controls_are_targets(self) -> PruningEvaluation:
+        extra = [s for s in self.control_sparsities if s not in self.sparsities]
+        if extra:
+            raise ValueError(f"control_sparsities {extra} are not among the target sparsities {self.sparsities}")
+        return self
+
+
+class PruningTask(TaskSpec):
+    family: Literal["pruning"]
+    data: PruningData
+    model: PruningModel
+    training: PruningTraining
+    evaluation: PruningEvaluation
+
+    @model_validator(mode="after")
+    def _rewind_inside_training(self) -> PruningTask:
+        if self.training.rewind_step >= self.training.steps:
+            raise ValueError(
+                f"training.rewind_step ({self.training.rewind_step}) must be below training.steps "
+                f"({self.training.steps})"
+            )
+        return self
