@@ -17,7 +17,6 @@ gives the same rows, and groups do not share random draws.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +40,7 @@ from phenomena_bench.analysis.statistics import (
     summarise,
 )
 from phenomena_bench.core.family import STATUSES, Column, Status
+from phenomena_bench.core.seeds import group_seed
 from phenomena_bench.store import RunRecord
 
 #: Metric names (besides wall time) that measure what a run spent, shown as cost: matched on the part before
@@ -149,13 +149,8 @@ class FamilySummary(BaseModel):
 
 
 def bootstrap_seed(*parts: str) -> int:
-    """A bootstrap seed derived from the group's identity: reproducible, yet independent between groups.
-
-    Deliberately not :func:`phenomena_bench.core.seeds.derive_seed`: that one hashes differently, and switching
-    would move every published interval (this issue keeps the statistics unchanged).
-    """
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little")
+    """The bootstrap seed of a group (see :func:`phenomena_bench.core.seeds.group_seed`)."""
+    return group_seed(*parts)
 
 
 def is_cost_metric(name: str) -> bool:

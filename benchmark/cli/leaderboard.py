@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, tasks_dirs
+from phenomena_bench.cli.options import add_store, add_tasks_dir, stored_records, tasks_dirs
 from phenomena_bench.core.errors import BenchmarkError
-from phenomena_bench.store import RunRecord
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,17 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     md.set_defaults(func=markdown)
 
 
-def _records(args: argparse.Namespace) -> list[RunRecord]:
-    records, corrupt = store_of(args).scan()
-    for c in corrupt:
-        print(f"leaderboard: skipping {c.reason}", file=sys.stderr)
-    return [r for r in records if not args.tier or r.tier in args.tier]
-
-
 def build_site(args: argparse.Namespace) -> int:
     from phenomena_bench.report import site
 
-    records = _records(args)
+    records = stored_records(args, "leaderboard")
     if args.source_url and not site.safe_url(args.source_url):
         raise BenchmarkError(f"--source-url {args.source_url!r} is not an absolute http(s) URL")
     data = site.collect(
@@ -58,7 +50,7 @@ def markdown(args: argparse.Namespace) -> int:
     from phenomena_bench.analysis.tables import build_tables
     from phenomena_bench.report import markdown as md
 
-    records = _records(args)
+    records = stored_records(args, "leaderboard")
     rows = aggregate(records)
     text = md.leaderboard(build_tables(rows), family_summary(rows, records))
     if args.out:

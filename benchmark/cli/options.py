@@ -8,6 +8,7 @@ folder of task specs to the shipped suite.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import yaml
 
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.spec import TIER_NAMES
-from phenomena_bench.store import STORE_ENV, Store, default_store_path
+from phenomena_bench.store import STORE_ENV, RunRecord, Store, default_store_path
 
 EXIT_USER_ERROR = 2
 EXIT_RUNS_FAILED = 3
@@ -78,6 +79,14 @@ def add_store(parser: argparse.ArgumentParser, default: Path | None = None, help
 
 def store_of(args: argparse.Namespace) -> Store:
     return Store(args.store or default_store_path())
+
+
+def stored_records(args: argparse.Namespace, command: str) -> list[RunRecord]:
+    """The store's records at the chosen tiers (`--tier`, repeatable); unreadable records named and skipped."""
+    records, corrupt = store_of(args).scan()
+    for c in corrupt:
+        print(f"{command}: skipping {c.reason}", file=sys.stderr)
+    return [r for r in records if not args.tier or r.tier in args.tier]
 
 
 def add_tasks_dir(parser: argparse.ArgumentParser) -> None:

@@ -6,14 +6,12 @@ Needs the `publish` extra (pyarrow, datasets, huggingface_hub); without it these
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, tasks_dirs
+from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, stored_records, tasks_dirs
 from phenomena_bench.core.errors import BenchmarkError
-from phenomena_bench.store import RunRecord
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,16 +47,9 @@ def _hub() -> ModuleType:
     return hub
 
 
-def _records(args: argparse.Namespace) -> list[RunRecord]:
-    records, corrupt = store_of(args).scan()
-    for c in corrupt:
-        print(f"publish: skipping {c.reason}", file=sys.stderr)
-    return [r for r in records if not args.tier or r.tier in args.tier]
-
-
 def publish(args: argparse.Namespace) -> int:
     hub = _hub()
-    records = _records(args)
+    records = stored_records(args, "publish")
     if not records:
         raise BenchmarkError(f"store {store_of(args).root} holds no runs to publish")
     if args.dry_run and not args.out:

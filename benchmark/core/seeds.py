@@ -5,9 +5,12 @@ perturbation) draws from a stream derived from that seed and a label naming the 
 never shifts another, and no two parts share randomness by accident. Two derivations exist because their
 results are stored: changing either would change finished runs under unchanged keys.
 
-- :func:`derive_seed` hashes the seed with text labels (pruning's masks and batches, bootstrap draws);
+- :func:`derive_seed` hashes the seed with text labels (pruning's masks and batches);
 - :func:`stream_rng` / :func:`stream_seed` feed integer parts to NumPy's ``SeedSequence`` (MIL's bags,
   perturbations and initialisations).
+
+:func:`group_seed` seeds the analysis, not a run: the bootstrap of a results table is drawn from a seed named
+by the table's group (task, tier, method, metric), so a page is reproducible and groups are independent.
 
 :func:`seed_global_generators` seeds Python's, NumPy's and torch's global generators, for code (a method's)
 that draws from them.
@@ -48,3 +51,9 @@ def seed_global_generators(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def group_seed(*parts: str) -> int:
+    """A 64-bit seed named by text `parts` (an analysis group: task, tier, method, metric)."""
+    digest = bytes.fromhex(sha256_hex("\x1f".join(parts)))
+    return int.from_bytes(digest[:8], "little")

@@ -43,6 +43,7 @@ from phenomena_bench.analysis.rows import Row, aggregate
 from phenomena_bench.analysis.tables import build_tables
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.family import STATUSES
+from phenomena_bench.core.hashing import canonical_json
 from phenomena_bench.report import markdown
 from phenomena_bench.report.site import ASSETS_DIR, load_task_infos
 from phenomena_bench.store import RunRecord, Store
@@ -115,10 +116,6 @@ TASK_SCALARS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def _require(module: str) -> Any:
     try:
         return __import__(module, fromlist=["_"])
@@ -143,7 +140,7 @@ def _columns_of(data: dict[str, Any], columns: Sequence[ParquetColumn]) -> dict[
         value: Any = data
         for part in col.path:
             value = value.get(part) if isinstance(value, dict) else None
-        row[col.name] = _canonical(value) if col.json else value
+        row[col.name] = canonical_json(value) if col.json else value
     return row
 
 
@@ -186,7 +183,7 @@ def task_rows(records: Sequence[RunRecord], tasks_dir: Path | Sequence[Path] | N
                 "title": info.title,
                 "description": info.description,
                 "spec_yaml": info.spec_yaml,
-                "spec_json": _canonical(spec if isinstance(spec, dict) else {}),
+                "spec_json": canonical_json(spec if isinstance(spec, dict) else {}),
             }
         )
     return rows
