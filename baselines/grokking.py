@@ -1,4 +1,4 @@
-"""Reference methods for time-to-grok (see ANCHORS.md and research/grokking.md for every setting).
+"""Reference methods for time-to-grok, each in the settings of the paper named beside it.
 
 - ``adamw``: AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), 10-step linear warm-up (Power; Nanda).
 - ``adam``: the same without weight decay: Grokfast's own baseline, which makes its "x50" headline.
@@ -197,7 +197,8 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 def newton_schulz(g: torch.Tensor, steps: int, eps: float = 1e-7) -> torch.Tensor:
     """Approximately orthogonalise `g` (replace its singular values by ~1) in float32.
 
-    Float32, not bfloat16 as in the speed-run code: grokking is sensitive to precision (ANCHORS.md).
+    Float32, not bfloat16 as in the speed-run code: grokking is sensitive to numerical precision (float32 is
+    what Power et al. and Nanda et al. train in).
     """
     a, b, c = NS_COEFFICIENTS
     x = g.float() / (g.norm() + eps)

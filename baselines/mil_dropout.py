@@ -6,7 +6,7 @@ when put in eval mode, so it is safe wherever it is reused.
 
 * ``mil-none``: the identity; the reference every method is compared with.
 * ``mil-dropout``: standard (inverted) dropout on the instance embeddings, p = 0.25 — the cheap bar a
-  MIL-specific method has to clear (research note §7.2-7.3).
+  MIL-specific method has to clear (Ilse et al. 2018 regularise the same way).
 * ``mil-instance-drop``: removes a random fraction of each bag's instances once, at the first hook, by
   clearing mask bits (DSMIL's ``dropout_patches`` idea); the removal carries to later layers through the mask.
 * ``mil-mildropout``: MIL-Dropout (Zhu et al., ICML 2025), described from the reference ``dropout.py``:
@@ -14,8 +14,8 @@ when put in eval mode, so it is safe wherever it is reused.
   its ``neighbours`` most cosine-similar other instances are zeroed and the bag is rescaled by
   n / n_kept. Zeroed rows stay in the bag (as in the reference). Defaults are the reference code's
   (topk 3, neighbours 4), built for slides with thousands of instances; on bags of ~10 they remove most of
-  the bag (research note §7), so both are hyperparameters recorded with every run. Guard (the reference
-  divides by zero): a bag that would lose every instance is left untouched.
+  the bag (3 instances plus 3 x 4 neighbours: up to 15), so both are hyperparameters recorded with every run.
+  Guard (the reference divides by zero): a bag that would lose every instance is left untouched.
 * ``mil-mildropout-k1``: the same algorithm with topk 1, neighbours 1, a setting sized for small bags.
 * ``mil-pdl``: PDL (progressive dropout layer, 2023): instances ranked by the same importance get a drop
   probability rising along a log-shaped curve from 0 (least important) to p (most important); p itself

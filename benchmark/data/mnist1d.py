@@ -3,7 +3,7 @@
 The `mnist1d` package can download a frozen pickle (`get_dataset`), but no machine of this suite reaches the
 internet, so we only ever call its generator `make_dataset` with the package's standard arguments
 (`get_dataset_args()`: 5,000 examples, 80/20 split, generator seed 42). That reproduces the frozen pickle
-bit for bit (checked in the pruning research note), so results stay comparable with the paper's.
+bit for bit (compared array by array when this loader was written), so results stay comparable with the paper's.
 Generation takes a few seconds; the arrays are cached as `.npz` under a name derived from every argument
 that changes them, written atomically so concurrent workers never read a torn file.
 """

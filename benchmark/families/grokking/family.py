@@ -1,6 +1,6 @@
 """Time-to-grok: how many steps until a network that has memorised its training set generalises.
 
-Protocol (Power et al. 2022; Nanda et al. 2023; see ANCHORS.md): the harness trains Nanda's one-layer
+Protocol (Power et al. 2022; Nanda et al. 2023, the tasks' `references`): the harness trains Nanda's one-layer
 transformer on the seed's split of (a op b) mod p (:mod:`.train`), evaluates the whole held-out split every
 `eval_every` steps and reports (:mod:`.score`):
 

@@ -1,7 +1,7 @@
 """Dropout robustness in multiple-instance learning: does a regulariser make a bag classifier robust?
 
-Protocol (Ilse et al. 2018; MIL-Dropout, Zhu et al. ICML 2025; PDL 2023; see ANCHORS.md and
-research/mil_dropout.md). The harness trains a fixed gated-attention MIL model
+Protocol (Ilse et al. 2018; MIL-Dropout, Zhu et al. ICML 2025; PDL 2023; the tasks' `references` cite
+them). The harness trains a fixed gated-attention MIL model
 (:class:`phenomena_bench.models.abmil.GatedABMIL`: instance MLP, gated attention pooling, linear head, BCE) with
 the submitted regulariser (:mod:`phenomena_bench.families.mil_dropout.api`, all a submitter needs), for a
 fixed number of epochs, keeps the *final* model (no early stopping, no test-set model selection) and scores:
