@@ -147,9 +147,6 @@ class Store:
         target = self.path_for(record.key)
         return atomic_write_text(target, record.model_dump_json(indent=1))
 
-    def delete(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
-
     def get(self, key: str) -> RunRecord:
         path = self.path_for(key)
         if not path.is_file():

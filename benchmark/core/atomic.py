@@ -33,7 +33,3 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], object], binary: bool = 
 
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text), binary=False)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda handle: handle.write(data))

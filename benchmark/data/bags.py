@@ -80,9 +80,6 @@ class Bags:
             keys=[self.keys[i] for i in idx],
         )
 
-    def with_labels(self, labels: np.ndarray) -> Bags:
-        return replace(self, labels=np.asarray(labels, dtype=np.int64).copy())
-
     def map_features(self, fn: Callable[[np.ndarray], np.ndarray]) -> Bags:
         """Apply ``fn`` (array -> array of the same shape) to every bag's instance matrix."""
         return replace(self, instances=[np.asarray(fn(x), dtype=np.float32) for x in self.instances])

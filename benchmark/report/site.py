@@ -22,7 +22,6 @@ The build is deterministic: no clock, sorted inputs, seeded bootstrap — the sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -43,6 +42,7 @@ from phenomena_bench import __version__
 from phenomena_bench.analysis.rows import Families, FamilySummary, Row, aggregate, by_table, family_summary
 from phenomena_bench.analysis.tables import Table, build_table, format_interval, format_number, format_summary
 from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.hashing import sha256_hex
 from phenomena_bench.report.plots import Plot, line_plot
 from phenomena_bench.store import RunRecord
 
@@ -79,7 +79,7 @@ def slug(name: str) -> str:
     replaced, so `a/b` and `a-b` do not collide)."""
     clean = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
     if clean != name:
-        clean = f"{clean[:60]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+        clean = f"{clean[:60]}-{sha256_hex(name)[:8]}"
     return clean
 
 

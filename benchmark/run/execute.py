@@ -7,8 +7,6 @@ Whatever the method does (raise, return garbage, diverge), this returns one reco
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 import traceback
 from datetime import datetime, timezone
@@ -126,7 +124,3 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
         make_record(run, outcome, device, started_at, share, torch.__version__, batched_with=len(seeds))
         for run, outcome in zip(job.runs, outcomes)
     ]
-
-
-def machine_summary() -> str:
-    return f"{platform.machine()} {os.cpu_count()} cpu(s), python {platform.python_version()}"
