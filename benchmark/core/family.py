@@ -39,6 +39,16 @@ class Column:
     kind: Literal["median_iqr", "mean_ci", "rate", "mean"]
     event: str | None = None
     digits: int = 3
+    #: What a run that is not ``ok`` (failed, diverged, timed out, over budget) scores on this column, so
+    #: that every seed counts: a bounded metric's worst honest value (chance accuracy, AUC 0.5, relative
+    #: error 1.0). Unset with `event` set: such a run has not reached the event (+inf, like a censored
+    #: one). Unset otherwise: the column summarises only the runs that report it and says how many.
+    floor: float | None = None
+    #: How the cross-task performance profile and IQM read this column as an error (lower is better, 0 is
+    #: exact), when it is a family's primary column: ``time`` — the value itself, a time or count to an
+    #: event (not reached = +inf); ``one_minus`` — 1 - value, for a "max" metric bounded by 1 (accuracy,
+    #: AUC); ``value`` — the value itself, for a "min" error metric (a relative error).
+    error: Literal["time", "one_minus", "value"] | None = None
 
 
 @dataclass

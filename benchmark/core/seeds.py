@@ -14,6 +14,13 @@ by the table's group (task, tier, method, metric), so a page is reproducible and
 
 :func:`seed_global_generators` seeds Python's, NumPy's and torch's global generators, for code (a method's)
 that draws from them.
+
+**Scoring and development seeds.** Seeds ``0 .. DEV_SEED_BASE-1`` are scoring seeds: the leaderboard shows
+only those. Tuning and pilots use development seeds, ``DEV_SEED_BASE`` upward (``--dev``), which share no
+split, bag or checkpoint with any scoring seed, so a method tuned on them has never seen a scored test set.
+
+**A method's own stream.** :func:`method_seed` derives the seed a method may draw from through a one-way
+function of the run seed, so the value a method is handed is never the seed that fixes the data.
 """
 
 from __future__ import annotations
@@ -57,3 +64,17 @@ def group_seed(*parts: str) -> int:
     """A 64-bit seed named by text `parts` (an analysis group: task, tier, method, metric)."""
     digest = bytes.fromhex(sha256_hex("\x1f".join(parts)))
     return int.from_bytes(digest[:8], "little")
+
+
+#: The first development seed; seeds below it are scoring seeds (see the module doc).
+DEV_SEED_BASE = 1_000_000
+
+
+def is_dev_seed(seed: int) -> bool:
+    """Whether `seed` is a development seed (tuning, pilots), never shown on the leaderboard."""
+    return seed >= DEV_SEED_BASE
+
+
+def method_seed(seed: int) -> int:
+    """The seed of a method's own random stream in run `seed`: a one-way function of it, never the data seed."""
+    return derive_seed(seed, "method-stream")

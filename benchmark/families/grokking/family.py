@@ -53,12 +53,12 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
 
     def columns(self) -> list[Column]:
         return [
-            Column("steps to 99% held", "steps_to_target", "median_iqr", event="reached", digits=0),
-            Column("success", "reached", "rate"),
+            Column("steps to 99% held", "steps_to_target", "median_iqr", event="reached", digits=0, error="time"),
+            Column("success", "reached", "rate", floor=0.0),
             Column("steps to 95%", "steps_to_95", "median_iqr", event="reached_95", digits=0),
             Column("memorised at", "steps_to_fit", "median_iqr", event="fitted", digits=0),
-            Column("final val acc", "final_val_acc", "mean_ci", digits=4),
-            Column("GFLOP to 99%", "gflops_to_target", "median_iqr", digits=1),
+            Column("final val acc", "final_val_acc", "mean_ci", digits=4, floor=0.0),
+            Column("GFLOP to 99%", "gflops_to_target", "median_iqr", event="reached", digits=1),
         ]
 
 

@@ -153,17 +153,22 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
         return RunOutcome(status="budget_exceeded" if any_exceeded else "ok", metrics=metrics, curves=curves)
 
     def columns(self) -> list[Column]:
-        def err(header: str, metric: str) -> Column:
-            return Column(header=header, metric=metric, kind="median_iqr", digits=3)
+        # an estimator that failed or ran over budget returned nothing: relative error 1.0 (estimate 0)
+        def err(header: str, metric: str, error: Literal["value"] | None = None) -> Column:
+            return Column(header=header, metric=metric, kind="median_iqr", digits=3, floor=1.0, error=error)
 
-        columns = [err(f"λmax err @{PRIMARY_BUDGET}", f"lambda_max_rel_err@{PRIMARY_BUDGET}")]
+        primary = f"lambda_max_rel_err@{PRIMARY_BUDGET}"
+        columns = [err(f"λmax err @{PRIMARY_BUDGET}", primary, error="value")]
         others = [b for b in LEADERBOARD_BUDGETS if b != PRIMARY_BUDGET]
         columns += [err(f"λmax err @{b}", f"lambda_max_rel_err@{b}") for b in others]
         columns += [err(f"top-10 err @{b}", f"top10_rel_err@{b}") for b in (30, 100)]
-        columns += [Column("top-10 overlap @30", "top10_overlap@30", "median_iqr")]
+        columns += [Column("top-10 overlap @30", "top10_overlap@30", "median_iqr", floor=0.0)]
         columns += [err(f"trace err @{b}", f"trace_rel_err@{b}") for b in (10, 100)]
         columns += [err(f"W1/mean|λ| @{b}", f"w1_mean_abs@{b}") for b in (30, 100)]
-        columns += [err("W1 symlog @100", "w1_symlog@100"), Column("over budget", "budget_exceeded", "rate")]
+        columns += [
+            Column("W1 symlog @100", "w1_symlog@100", "median_iqr", digits=3),
+            Column("over budget", "budget_exceeded", "rate"),
+        ]
         return columns
 
 

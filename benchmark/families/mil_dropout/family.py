@@ -148,11 +148,11 @@ class MILDropoutFamily(Family[MILDropoutTask, MILDropoutMethod[Any]]):
 
     def columns(self) -> list[Column]:
         return [
-            Column("robust AUC", "auc_robust", "mean_ci"),
-            Column("clean AUC", "auc_clean", "mean_ci"),
-            Column("acc@0.5", "acc_clean", "mean_ci"),
+            Column("robust AUC", "auc_robust", "mean_ci", floor=0.5, error="one_minus"),
+            Column("clean AUC", "auc_clean", "mean_ci", floor=0.5),
+            Column("acc@0.5", "acc_clean", "mean_ci", floor=0.5),
             *(Column(f"drop {label}", f"drop/{name}", "mean_ci") for name, label in STANDARD_PERTURBATIONS),
-            Column("attention AUC", "attention_auc", "mean_ci"),
+            Column("attention AUC", "attention_auc", "mean_ci", floor=0.5),
         ]
 
 
