@@ -48,3 +48,19 @@ def test_downsample_keeps_first_and_last_and_at_most_the_limit() -> None:
     assert curve.y == [x * 2 for x in curve.x]
     short = downsample([1, 2], [3, 4])
     assert (short.x, short.y) == ([1, 2], [3, 4])
+
+
+def test_printable_strips_escape_sequences_and_controls() -> None:
+    from phenomena_bench.core.text import printable
+
+    hostile = "adamw\x1b[2K\x1b[1A\x1b[32m ok\x1b[0m\x1b]0;pwned\x07\r\x08\x9b2J"
+    assert printable(hostile) == "adamw ok2J"
+    assert printable("line one\nline\ttwo") == "line one\nline\ttwo"
+
+
+def test_seed_kinds_are_disjoint_and_method_stream_is_not_the_data_seed() -> None:
+    from phenomena_bench.core.seeds import DEV_SEED_BASE, is_dev_seed, method_seed
+
+    assert not is_dev_seed(0) and not is_dev_seed(DEV_SEED_BASE - 1) and is_dev_seed(DEV_SEED_BASE)
+    assert method_seed(0) != 0 and method_seed(0) != method_seed(1)
+    assert method_seed(0) == method_seed(0)

@@ -9,7 +9,7 @@ The runner, the store and the CLI know nothing family-specific beyond this inter
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -137,6 +137,15 @@ class Family(ABC, Generic[TaskT, MethodT]):
     @abstractmethod
     def columns(self) -> list[Column]:
         """The aggregated columns of this family's results table, primary metric first."""
+
+    def horizon(self, task: Mapping[str, Any], metric: str) -> float | None:
+        """The budget at which a time-to-event `metric` of `task` (a record's resolved spec) is censored.
+
+        A run that did not reach the event records this value; a run that is not ok is treated as not
+        reached by then, and the restricted mean time (the ranking's tie-break) is taken up to it. ``None``
+        for metrics without a budget.
+        """
+        return None
 
 
 def missing_hooks(cls: type) -> list[str]:

@@ -16,6 +16,7 @@ A method implements :class:`~phenomena_bench.families.grokking.api.GrokkingMetho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from phenomena_bench.core.family import Column, Family, RunContext, RunOutcome
@@ -50,6 +51,12 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
         self, task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int], ctx: RunContext
     ) -> list[RunOutcome]:
         return train_runs(task, method, seeds, ctx)
+
+    def horizon(self, task: Mapping[str, Any], metric: str) -> float | None:
+        """Every step count to an event is censored at the step budget."""
+        if metric in ("steps_to_target", "steps_to_95", "steps_to_fit"):
+            return float(task["training"]["steps"])
+        return None
 
     def columns(self) -> list[Column]:
         return [
