@@ -2,7 +2,8 @@
 
 Each baseline spends at most the budget it is given and never catches the oracle's budget error (an
 overrun would be the baseline's bug and must show). Random vectors come from a CPU generator seeded by
-``info.seed`` and are then moved to the oracle's device, so CPU and CUDA runs draw the same probes and CPU
+``info.rng_seed`` (the method's own stream) and are then moved to the oracle's device, so CPU and CUDA runs draw the
+same probes and CPU
 runs are bit-for-bit repeatable.
 
 * ``hessian-power`` — PyHessian's ``eigenvalues()`` defaults (Gaussian start, up to 100 iterations, stop
@@ -43,7 +44,7 @@ class _HP(BaseModel):
 
 
 def _generator(info: ProblemInfo) -> torch.Generator:
-    return torch.Generator().manual_seed(info.seed)
+    return torch.Generator().manual_seed(info.rng_seed)
 
 
 def _gaussian(oracle: HVPOracle, generator: torch.Generator, columns: int | None = None) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from bench.common import matmul_gflops, peak_memory_mb, sync
 from phenomena_bench.core.family import RunContext
-from phenomena_bench.data.modular import make_split
+from phenomena_bench.data.modular import _make_split
 from phenomena_bench.families.grokking.train import build_model, train
 from phenomena_bench.registry import load_task, resolve_method
 
@@ -27,7 +27,7 @@ SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.y
 
 def plain_loop(task, seed: int, device: str) -> None:  # type: ignore[no-untyped-def]
     """The reference: what a researcher would write by hand for the same run."""
-    split = make_split(task.data.operation, task.data.p, task.data.train_fraction, seed).to(device)
+    split = _make_split(task.data.operation, task.data.p, task.data.train_fraction, seed).to(device)
     torch.manual_seed(seed)
     model = build_model(task).to(device)
     opt = torch.optim.AdamW(

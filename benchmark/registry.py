@@ -32,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from phenomena_bench.core.errors import BenchmarkError, MethodError, SpecError
 from phenomena_bench.core.family import Family, missing_hooks
 from phenomena_bench.core.method import Method
-from phenomena_bench.core.spec import TIER_NAMES, TaskSpec, format_validation_error, read_yaml_mapping, resolve_tier
+from phenomena_bench.core.spec import (
+    TIER_NAMES,
+    TaskSpec,
+    cap_problems,
+    format_validation_error,
+    read_yaml_mapping,
+    resolve_tier,
+)
 
 METHODS_GROUP = "phenomena_bench.methods"
 FAMILIES_GROUP = "phenomena_bench.families"
@@ -112,7 +119,7 @@ def parse_task(data: dict[str, Any], source: str) -> TaskSpec:
         except SpecError as err:
             problems.extend(err.problems)
     if problems:
-        raise SpecError(source, problems)
+        raise SpecError(source, cap_problems(problems))
     return spec
 
 
@@ -297,10 +304,43 @@ def _check_method_object(ref: str, obj: Any) -> MethodObject:
     return obj
 
 
+def _method_class(obj: MethodObject) -> type[Method[Any]]:
+    return obj if inspect.isclass(obj) else type(obj)
+
+
+def _refuse_impostor(ref: str, obj: MethodObject) -> MethodObject:
+    """Refuse a method whose `name` is a baseline's or an entry point's while its class is another one.
+
+    The run key hashes the method's name, version and hyperparameters, not its code: a class that calls
+    itself `adamw` would otherwise share the real adamw's key, and its results would stand in the
+    reference row.
+    """
+    cls = _method_class(obj)
+    name = getattr(cls, "name", None)
+    owner: type[Method[Any]] | None = baseline_classes().get(name) if isinstance(name, str) else None
+    where = "a baseline"
+    eps = _entry_points()
+    if owner is None and isinstance(name, str) and name in eps and ref != name:
+        try:
+            owner = _method_class(_check_method_object(name, eps[name].load()))
+        except Exception:  # that entry point is broken: it is reported when it is used, not here
+            owner = None
+        where = f"the entry point {eps[name].value}"
+    if owner is not None and owner is not cls:
+        raise MethodError(
+            f"method {ref!r}: class {cls.__module__}.{cls.__qualname__} is named {name!r}, the name of {where} "
+            f"({owner.__module__}.{owner.__qualname__}); give it a name of its own"
+        )
+    return obj
+
+
 def load_method_class(ref: str) -> MethodObject:
-    """The object a reference names: a baseline's or an entry point's name, or `module:attr`."""
+    """The object a reference names: a baseline's or an entry point's name, or `module:attr`.
+
+    Whatever the route, a method may not carry the name of another registered method (see
+    :func:`_refuse_impostor`)."""
     if ":" in ref:
-        return _check_method_object(ref, _import_ref(ref))
+        return _refuse_impostor(ref, _check_method_object(ref, _import_ref(ref)))
     baselines = baseline_classes()
     eps = _entry_points()
     if ref in baselines:
@@ -315,7 +355,7 @@ def load_method_class(ref: str) -> MethodObject:
         obj = eps[ref].load()
     except Exception as err:
         raise MethodError(f"method {ref!r}: its entry point {eps[ref].value} failed to load ({err})") from None
-    return _check_method_object(ref, obj)
+    return _refuse_impostor(ref, _check_method_object(ref, obj))
 
 
 def resolve_method(ref: str, hyperparameters: dict[str, Any] | None = None) -> Method[Any]:

@@ -12,6 +12,14 @@ the lock when the holder dies, however it dies (SIGKILL included), so there are 
 and no PID reuse to fool the check; a second runner skips a claimed run and waits for its record (or takes it
 over if the holder died). The lock files are empty markers left in place (unlinking a lock file while
 another process may be opening it is the classic flock race).
+
+Nothing read from data becomes a path unchecked: a run key is a SHA-256 digest (64 lower-case hex
+digits) on every read, write, claim and pull, so a key from a published dataset or an edited file cannot
+name a file outside the store; anything else is refused with one line. Every record carries a `digest` of
+its own content (SHA-256 of its canonical JSON without the digest), set by :meth:`Store.put`; a record
+whose content does not match it (edited by hand) or that has none (written before records carried one) is
+reported and not used. :meth:`Store.put` is also where secrets and local paths are redacted from a run's
+error text (:mod:`phenomena_bench.core.redact`), since every record passes through it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +37,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from phenomena_bench.core.atomic import atomic_write_text
 from phenomena_bench.core.errors import StoreError
 from phenomena_bench.core.family import Scalar, Status
+from phenomena_bench.core.hashing import content_key
+from phenomena_bench.core.redact import redact
+from phenomena_bench.core.text import printable
 
 DEFAULT_STORE = "results"
 STORE_ENV = "PHENOMENA_BENCH_STORE"
+#: A run key (and a record digest): a SHA-256 digest in lower-case hex.
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def check_key(key: object) -> str:
+    """`key` if it is a run key, else a :class:`StoreError` (one line): keys become file names."""
+    if isinstance(key, str) and KEY_PATTERN.fullmatch(key):
+        return key
+    shown = printable(repr(key))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise StoreError(f"{shown} is not a run key (64 lower-case hex digits); refused")
 
 
 def default_store_path() -> Path:
@@ -78,6 +101,45 @@ class RunRecord(BaseModel):
         description="Seeds trained together in one program with this run (1: alone). The result does not "
         "depend on it; `wall_time_s` is then the program's wall time divided by it.",
     )
+    digest: str | None = Field(
+        default=None,
+        description="SHA-256 of the record's canonical JSON without this field, set when the record is "
+        "stored: a record whose content does not match it is not trusted.",
+    )
+
+    def __eq__(self, other: object) -> bool:
+        """Records are equal when their content is: the digest is a seal over the content, not part of it
+        (a record read back from the store equals the one that was put, before it was sealed)."""
+        if not isinstance(other, RunRecord):
+            return NotImplemented
+        return self.model_dump(exclude={"digest"}) == other.model_dump(exclude={"digest"})
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like any pydantic model
+
+    def content_digest(self) -> str:
+        """The digest this record's content has (what `digest` must equal)."""
+        return content_key(json.loads(self.model_dump_json(exclude={"digest"})))
+
+    def sealed(self) -> RunRecord:
+        """This record with `digest` set to its content's digest."""
+        return self.model_copy(update={"digest": self.content_digest()})
+
+    def verify(self, where: str) -> None:
+        """Raise :class:`StoreError` unless the key is a run key and the digest matches the content."""
+        check_key(self.key)
+        if self.digest is None:
+            raise StoreError(
+                f"{where}: record {self.key} has no digest (written before records carried one, or edited); "
+                "not trusted (fix: run it again)"
+            )
+        if self.digest != self.content_digest():
+            raise StoreError(f"{where}: record {self.key} does not match its digest (edited?); not trusted")
+
+    def redacted(self, extra_paths: list[tuple[str | Path, str]] | None = None) -> RunRecord:
+        """This record with secrets and local paths removed from its error text (digest unchanged)."""
+        if not self.error:
+            return self
+        return self.model_copy(update={"error": redact(self.error, extra_paths or [])})
 
 
 class CorruptRecord(BaseModel):
@@ -109,6 +171,7 @@ class Store:
 
     def try_claim(self, key: str) -> RunClaim | None:
         """Claim `key` for this process, or None when another live process holds it."""
+        check_key(key)
         self.claims_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.claims_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -123,7 +186,7 @@ class Store:
     def claim_holder(self, key: str) -> str:
         """Who holds the claim on `key`, as far as its lock file says (for messages)."""
         try:
-            pid = (self.claims_dir / f"{key}.lock").read_text(encoding="utf-8").strip()
+            pid = (self.claims_dir / f"{check_key(key)}.lock").read_text(encoding="utf-8").strip()
         except OSError:
             return "another runner"
         return f"runner pid {pid}" if pid else "another runner"
@@ -137,38 +200,54 @@ class Store:
         return info.st_ino, info.st_mtime_ns  # a replace makes a new inode
 
     def path_for(self, key: str) -> Path:
+        """Where the record of `key` lives; a `key` that is not a run key is refused (it names a file)."""
+        key = check_key(key)
         return self.runs_dir / key[:2] / f"{key}.json"
 
     def has(self, key: str) -> bool:
-        return self.path_for(key).is_file()
+        path = self.path_for(key)
+        return path.is_file() or path.is_dir()  # a folder in the way is reported when read, not hidden
+
+    def redaction_paths(self) -> list[tuple[str | Path, str]]:
+        return [(self.root.absolute(), "<store>")]
 
     def put(self, record: RunRecord) -> Path:
-        """Write `record` atomically: temp file in the same folder, fsync, rename."""
+        """Write `record` atomically (temp file in the same folder, fsync, rename), its error text redacted
+        and its digest set."""
         target = self.path_for(record.key)
-        return atomic_write_text(target, record.model_dump_json(indent=1))
+        if target.is_dir():
+            raise StoreError(f"{target}: a folder is where this record's file belongs; remove it")
+        sealed = record.redacted(self.redaction_paths()).sealed()
+        try:
+            return atomic_write_text(target, sealed.model_dump_json(indent=1))
+        except OSError as err:
+            raise StoreError(f"{target}: cannot write the record ({err.strerror or err})") from None
 
     def get(self, key: str) -> RunRecord:
         path = self.path_for(key)
-        if not path.is_file():
+        if not (path.is_file() or path.is_dir()):
             raise StoreError(f"{self.root}: no record with key {key}")
         return self._read(path)
 
     def _read(self, path: Path) -> RunRecord:
+        if not path.is_file():
+            raise StoreError(f"{path}: not a record file (a folder or special file); not trusted")
+        if not KEY_PATTERN.fullmatch(path.stem) or path.parent.name != path.stem[:2]:
+            raise StoreError(f"{path}: not a record file name (STORE/runs/<key[:2]>/<key>.json); not trusted")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             record = RunRecord.model_validate(data)
-        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as err:
-            reason = str(err).splitlines()[0]
+        except (json.JSONDecodeError, UnicodeDecodeError, ValidationError, RecursionError, OSError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise StoreError(f"{path}: corrupt record, not trusted ({reason})") from None
         if record.key != path.stem:
-            raise StoreError(f"{path}: record key {record.key} does not match its file name")
+            raise StoreError(f"{path}: record key {printable(record.key)[:80]} does not match its file name")
+        record.verify(str(path))
         return record
 
     def keys(self) -> set[str]:
         """Keys of well-formed-looking record files (contents not parsed: cheap, for planning)."""
-        if not self.runs_dir.is_dir():
-            return set()
-        return {p.stem for p in self.runs_dir.glob("*/*.json")}
+        return {p.stem for p in self._record_paths() if p.is_file() and KEY_PATTERN.fullmatch(p.stem)}
 
     def scan(self) -> tuple[list[RunRecord], list[CorruptRecord]]:
         """Every readable record, and every file that could not be trusted (with the reason)."""
@@ -185,5 +264,6 @@ class Store:
         return self.scan()[0]
 
     def _record_paths(self) -> Iterator[Path]:
+        """Every `runs/*/*.json` entry (folders and misnamed files too: :meth:`_read` reports them)."""
         if self.runs_dir.is_dir():
-            yield from sorted(self.runs_dir.glob("*/*.json"))
+            yield from sorted(p for p in self.runs_dir.glob("*/*.json") if not p.name.startswith("."))

@@ -260,3 +260,19 @@ def test_lm_eval_style_options_and_an_included_task_folder(tmp_path: Path) -> No
         (t, m) for t in ("mine/add-mod97", "grokking/add-mod97") for m in ("adamw", "grad-norm")
     }
     assert len(list((store / "runs").glob("*/*.json"))) == 4
+
+
+def test_dev_runs_development_seeds_never_the_scoring_ones(smoke_store: Path, tmp_path: Path) -> None:
+    """`--dev` (tuning, pilots) runs seeds DEV_SEED_BASE + 0..N-1: new runs, none of the scoring seeds' keys."""
+    from phenomena_bench.core.seeds import DEV_SEED_BASE, is_dev_seed
+
+    assert "development seeds" in cli("run", "--help").stdout
+    store = tmp_path / "dev-store"
+    args = ("run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke", "--store", str(store))
+    result = cli(*args, "--seeds", "2", "--dev", "--quiet")
+    assert result.returncode == 0, result.stderr
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in (store / "runs").glob("*/*.json"))
+    assert seeds == [DEV_SEED_BASE, DEV_SEED_BASE + 1] and all(is_dev_seed(s) for s in seeds)
+    scoring = {json.loads(p.read_text())["key"] for p in (smoke_store / "runs").glob("*/*.json")}
+    dev_keys = {json.loads(p.read_text())["key"] for p in (store / "runs").glob("*/*.json")}
+    assert not scoring & dev_keys

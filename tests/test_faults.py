@@ -35,7 +35,7 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec["tiers"]["smoke"] = {
         "data": {"p": 11, "train_fraction": 0.5},
         "model": {"d_model": 8, "n_heads": 1, "d_mlp": 16},
-        "training": {"steps": 40, "batch_size": 16, "eval_every": 10},
+        "training": {"steps": 50, "batch_size": 16, "eval_every": 10},
         "seeds": 1,
         "time_limit_s": TIME_LIMIT_S,
     }

@@ -14,7 +14,8 @@ from phenomena_bench.baselines.grokking import AdamW, GradNorm, GrokfastEMA, Gro
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import RunContext, missing_hooks
 from phenomena_bench.core.method import NoHyperparameters
-from phenomena_bench.data.modular import all_pairs, make_split
+from phenomena_bench.data.modular import _make_split as make_split
+from phenomena_bench.data.modular import all_pairs
 from phenomena_bench.families.grokking import FAMILY
 from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
 from phenomena_bench.families.grokking.score import first_crossing, first_held
@@ -23,7 +24,7 @@ from phenomena_bench.models.transformer import OneLayerTransformer
 from phenomena_bench.registry import baseline_classes, load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
-INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", seed=0)
+INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", rng_seed=0)
 STEPS = [0, 50, 100, 150, 200, 250, 300, 350, 400]
 
 

@@ -17,6 +17,7 @@ import torch
 
 from phenomena_bench.baselines.hessian import Eigsh, Hutchinson, Lanczos, PowerIteration, ZeroHVPFloor
 from phenomena_bench.core.curves import downsample
+from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import RunContext
 from phenomena_bench.core.method import NoHyperparameters
 from phenomena_bench.core.spec import TIER_NAMES
@@ -28,9 +29,9 @@ from phenomena_bench.families.hessian import (
     ProblemInfo,
     SpectrumEstimate,
 )
-from phenomena_bench.families.hessian.checkpoints import digits_split, loss_value
+from phenomena_bench.families.hessian.checkpoints import _digits_split, loss_value
 from phenomena_bench.families.hessian.oracle import reverse_over_reverse_hvp
-from phenomena_bench.families.hessian.score import NonFiniteEstimate, checked_estimate
+from phenomena_bench.families.hessian.score import BadEstimate, checked_estimate
 from phenomena_bench.families.hessian.spec import HessianData, HessianModel, HessianTask
 from phenomena_bench.families.hessian.spectral import (
     density_scores,
@@ -56,7 +57,7 @@ def _matrix_oracle(matrix: torch.Tensor, budget: int) -> HVPOracle:
 def _linear_problem(n_train: int = 60) -> tuple[torch.Tensor, torch.Tensor, object]:
     """Linear regression on digits with the MSE loss: a quadratic whose Hessian is I_10 ⊗ [X 1]ᵀ[X 1]/n."""
     data, model = HessianData(n_train=n_train), HessianModel(hidden=[])
-    split = digits_split(data)
+    split = _digits_split(data)
     net = model.build()
     theta = net.init(torch.Generator().manual_seed(0))
 
@@ -266,10 +267,16 @@ def test_estimates_are_validated() -> None:
         checked_estimate(SpectrumEstimate(density_nodes=[0.0, 1.0], density_weights=[0.5, 0.6]), 3)
     with pytest.raises(ValueError, match="topk_vectors"):
         checked_estimate(SpectrumEstimate(topk_vectors=np.ones((4, 2))), 3)
-    with pytest.raises(NonFiniteEstimate, match="not finite"):
+    with pytest.raises(BadEstimate, match="not finite"):
         checked_estimate(SpectrumEstimate(lambda_max=float("inf")), 3)
-    with pytest.raises(NonFiniteEstimate, match="NaN or infinity"):
+    with pytest.raises(BadEstimate, match="NaN or infinity"):
         checked_estimate(SpectrumEstimate(topk_values=[1.0, float("nan")]), 3)
+    with pytest.raises(BadEstimate, match="only 3"):
+        checked_estimate(SpectrumEstimate(topk_values=[1.0, 2.0, 3.0, 4.0]), 3)
+    with pytest.raises(BadEstimate, match="2 column"):
+        checked_estimate(SpectrumEstimate(topk_values=[1.0], topk_vectors=np.ones((3, 2))), 3)
+    with pytest.raises(BadEstimate, match="real number"):
+        checked_estimate(SpectrumEstimate(trace="7"), 3)
 
 
 # ----------------------------------------------------------------------------------------- ground truth
@@ -380,7 +387,7 @@ def test_overrunning_a_budget_is_recorded_not_truncated(cache_dir: Path) -> None
 
 
 class _Blowup(HessianMethod[NoHyperparameters]):
-    """A correct floor estimate up to budget 30, then a NaN λ_max (as an unstable iteration would give)."""
+    """A finite estimate up to budget 30, then a NaN λ_max (as an unstable iteration would give)."""
 
     name: ClassVar[str] = "test-blowup"
 
@@ -388,12 +395,10 @@ class _Blowup(HessianMethod[NoHyperparameters]):
         return SpectrumEstimate(lambda_max=1.0 if budget <= 30 else float("nan"))
 
 
-def test_a_non_finite_estimate_ends_the_run_as_diverged_keeping_earlier_budgets(cache_dir: Path) -> None:
-    outcome = FAMILY.run(_smoke(), _Blowup(), RunContext(seed=0, device="cpu", cache_dir=cache_dir))
-    assert outcome.status == "diverged"
-    assert outcome.error is not None and "budget 100" in outcome.error and "lambda_max" in outcome.error
-    assert outcome.metrics["lambda_max_rel_err@30"] is not None and "lambda_max_rel_err@100" not in outcome.metrics
-    assert outcome.metrics["true_lambda_max"] > 0
+def test_a_non_finite_estimate_fails_the_run_naming_the_budget_and_field(cache_dir: Path) -> None:
+    """An estimate is the method's output, not a training: NaN in it is a bad return value (failed)."""
+    with pytest.raises(MethodError, match=r"estimate\(\) at budget 100: SpectrumEstimate.lambda_max is nan"):
+        FAMILY.run(_smoke(), _Blowup(), RunContext(seed=0, device="cpu", cache_dir=cache_dir))
 
 
 def test_a_malformed_estimate_is_still_the_methods_error(cache_dir: Path) -> None:
@@ -403,7 +408,7 @@ def test_a_malformed_estimate_is_still_the_methods_error(cache_dir: Path) -> Non
         def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:
             return SpectrumEstimate(topk_vectors=np.ones((3, 2)))
 
-    with pytest.raises(ValueError, match="topk_vectors"):
+    with pytest.raises(MethodError, match="topk_vectors"):
         FAMILY.run(_smoke(), Misshapen(), RunContext(seed=0, device="cpu", cache_dir=cache_dir))
 
 

@@ -89,6 +89,7 @@ def record(
             "title": "Grokking",
             "description": "d",
             "data": {"p": 97},
+            "training": {"steps": 3000},
         },
     )
 
@@ -152,7 +153,9 @@ def test_load_dataset_round_trips_every_record(folder: hub.DatasetFolder, tmp_pa
     board = datasets.load_dataset(str(folder.path), "leaderboard", split="train", cache_dir=str(tmp_path / "c"))
     adamw = next(r for r in board if r["method"] == "adamw")
     assert adamw["seeds"] == 4 and adamw["failed"] == 1 and adamw["successes"] == 2
-    assert json.loads(adamw["stats"])["cells"]["steps_to_target"]["median"] == 1100
+    (expected,) = [r for r in hub.aggregate(all_records()) if r.method == "adamw"]
+    stats = json.loads(adamw["stats"])["cells"]["steps_to_target"]
+    assert stats["median"] == expected.model_dump(mode="json")["cells"]["steps_to_target"]["median"]
     tasks = datasets.load_dataset(str(folder.path), "tasks", split="train", cache_dir=str(tmp_path / "c"))
     assert tasks[0]["task_id"] == "add-mod97" and json.loads(tasks[0]["spec_json"])["data"] == {"p": 97}
     # the default config is `runs`
@@ -345,6 +348,92 @@ def test_pull_from_the_hub_merges_by_run_key(
     assert not any("leaderboard.parquet" in url for _, url in fake_hub.requests)  # only what pull needs
 
 
+def _store_of(path: Path, records: list[RunRecord]) -> str:
+    store = Store(path)
+    for r in records:
+        store.put(r)
+    return str(path)
+
+
+def _published_runs(fake: FakeHub, files: dict[str, bytes] | None = None) -> dict[str, RunRecord]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO((files or fake.repo_files)["data/runs.parquet"]))
+    checked = hub.check_rows(table.to_pylist(), "published")
+    assert checked.rejected == [] and checked.legacy == []
+    return {r.key: r for r in checked.records}
+
+
+def test_publishing_two_stores_in_turn_keeps_both(
+    fake_hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from phenomena_bench.cli import main
+
+    a = [record("adamw", s, 1000 + 100 * s, True) for s in range(3)]
+    b = [record("muon", s, 400 + 10 * s, True) for s in range(2)]
+    changed = a[0].model_copy(update={"wall_time_s": 77.0})  # the same run key, another record
+    store_a, store_b = _store_of(tmp_path / "a", a), _store_of(tmp_path / "b", [*b, changed])
+    assert main(["publish", "--repo-id", REPO, "--store", store_a, "--no-verify"]) == 0
+    assert set(_published_runs(fake_hub)) == {r.key for r in a}
+    head_after_a = fake_hub.head
+    # a contributor's pull request carries everyone's rows plus theirs: merging it deletes nothing
+    assert main(["publish", "--repo-id", REPO, "--store", store_b, "--create-pr"]) == 0
+    pr = fake_hub.commits[-1]
+    assert pr["create_pr"] and pr["header"]["parentCommit"] == head_after_a
+    assert set(_published_runs(fake_hub, pr["files"])) == {r.key for r in a + b}
+    assert main(["publish", "--repo-id", REPO, "--store", store_b]) == 0
+    published = _published_runs(fake_hub)
+    assert set(published) == {r.key for r in a + b}
+    assert published[a[0].key].wall_time_s == a[0].wall_time_s  # the conflict kept the published record
+    err = capsys.readouterr()
+    assert f"run {a[0].key}: the local record" in err.err and "published record kept" in err.err
+    assert "2 run(s) added to 3 already published, 1 conflict(s)" in err.out
+    # asked to, the local record replaces it (and says so)
+    assert main(["publish", "--repo-id", REPO, "--store", store_b, "--prefer-local", "--no-verify"]) == 0
+    assert _published_runs(fake_hub)[a[0].key].wall_time_s == 77.0
+    assert "local record published" in capsys.readouterr().err
+
+
+def test_a_publish_racing_another_fails_instead_of_losing_rows(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from phenomena_bench.cli import main
+
+    assert main(["publish", "--repo-id", REPO, "--store", _store_of(tmp_path / "a", all_records()[:2])]) == 0
+    commits = len(fake_hub.commits)
+    download = hub.download_runs
+
+    def raced(*args: Any, **kwargs: Any) -> Path:
+        folder = download(*args, **kwargs)
+        fake_hub.head = "d" * 40  # someone publishes between our read of the dataset and our commit
+        return folder
+
+    monkeypatch.setattr(hub, "download_runs", raced)
+    assert main(["publish", "--repo-id", REPO, "--store", _store_of(tmp_path / "b", all_records()[2:])]) == 2
+    assert "HTTP 412" in capsys.readouterr().err and len(fake_hub.commits) == commits
+
+
+def test_published_rows_that_do_not_verify_stop_the_publish(
+    fake_hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from phenomena_bench.cli import main
+
+    legacy = tmp_path / "legacy"
+    hub._write_parquet(
+        [{**hub.run_row(r), "digest": None} for r in all_records()[:2]],
+        [(c.name, c.arrow) for c in hub.RUN_COLUMNS],
+        legacy / "data" / "runs.parquet",
+    )
+    fake_hub.repo_files["data/runs.parquet"] = (legacy / "data" / "runs.parquet").read_bytes()
+    store = _store_of(tmp_path / "s", all_records()[2:])
+    assert main(["publish", "--repo-id", REPO, "--store", store, "--no-verify"]) == 2
+    assert "2 published row(s) carry no digest" in capsys.readouterr().err and fake_hub.commits == []
+    assert main(["publish", "--repo-id", REPO, "--store", store, "--no-verify", "--unverified", "keep"]) == 0
+    assert set(_published_runs(fake_hub)) == {r.key for r in all_records()}
+
+
 def test_cli_dry_run_and_pull(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     for r in all_records():
@@ -386,10 +475,15 @@ def test_cli_dry_run_and_pull(tmp_path: Path) -> None:
 
 def test_merge_into_store_dedups_by_run_key(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    recs = all_records()
-    assert hub.merge_into_store(recs[:2], store) == (2, 0)
-    assert hub.merge_into_store(recs, store) == (len(recs) - 2, 2)
+    recs = [r.sealed() for r in all_records()]
+    assert hub.merge_into_store(recs[:2], store) == (2, 0, [])
+    assert hub.merge_into_store(recs, store) == (len(recs) - 2, 2, [])
     assert store.keys() == {r.key for r in recs}
+    # a pulled record that differs from the local one under the same key is reported, the local one kept
+    other = recs[0].model_copy(update={"wall_time_s": 42.0}).sealed()
+    added, present, conflicts = hub.merge_into_store([other], store)
+    assert (added, present) == (0, 1) and len(conflicts) == 1 and recs[0].key in conflicts[0]
+    assert store.get(recs[0].key).wall_time_s == recs[0].wall_time_s
 
 
 @pytest.mark.live
@@ -400,3 +494,13 @@ def test_live_publish_to_a_throwaway_repo(folder: hub.DatasetFolder) -> None:
         pytest.skip("set HF_TOKEN and PHENOMENA_BENCH_LIVE_REPO to run the live publish test")
     url = hub.push_folder(folder, repo, create_pr=True, private=True, message="phenomena-bench live test")
     assert "huggingface.co" in url
+
+
+def test_development_seeds_are_never_published(tmp_path: Path) -> None:
+    from phenomena_bench.core.seeds import DEV_SEED_BASE
+
+    dev = record("adamw", DEV_SEED_BASE + 1, 400, True)
+    built = hub.build_folder([*all_records(), dev], tmp_path / "ds", repo_id=REPO)
+    published = {r.seed for r in hub.read_runs(built.path).records}
+    assert DEV_SEED_BASE + 1 not in published
+    assert published == {r.seed for r in all_records()}

@@ -31,13 +31,15 @@ from phenomena_bench.data.bags import (
     to_padded,
 )
 from phenomena_bench.families.mil_dropout import FAMILY, DropoutContext, MILDropoutMethod
-from phenomena_bench.families.mil_dropout.splits import make_splits
-from phenomena_bench.registry import load_task
+from phenomena_bench.families.mil_dropout.splits import _make_splits as make_splits
+from phenomena_bench.registry import load_task, resolve_method
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "mil_dropout"
 ALL_METHODS = [B.NoDropout, B.StandardDropout, B.RandomInstanceDrop, B.MILDropout, B.MILDropoutSmallBags, B.PDL]
-CTX = DropoutContext(widths=(8, 8), num_epochs=5, steps_per_epoch=3, train_bag_sizes=(4, 5, 6), device="cpu", seed=0)
+CTX = DropoutContext(
+    widths=(8, 8), num_epochs=5, steps_per_epoch=3, train_bag_sizes=(4, 5, 6), device="cpu", rng_seed=0
+)
 
 
 def _digit_bags(seed: int = 0, n_bags: int = 60, mean: float = 10.0) -> tuple[Bags, Bags]:
@@ -329,17 +331,26 @@ def test_harness_rejects_protocol_violations(module: type[nn.Module], message: s
 
 
 class _Poison(nn.Module):
-    """Turns every feature into NaN: the training loss becomes NaN at the first step."""
+    """Turns every feature into NaN: a bad return value of the hook, refused before it reaches the loss."""
 
     def instance(self, h: torch.Tensor, mask: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         return h * float("nan"), mask
 
 
-def test_a_non_finite_training_loss_ends_the_run_as_diverged(tmp_path: Path) -> None:
+def test_a_hook_returning_non_finite_features_fails_the_run(tmp_path: Path) -> None:
     spec = load_task(TASKS / "digits-bags.yaml").resolve("smoke")
-    outcome = FAMILY.run(spec, _bad_method(_Poison), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+    with pytest.raises(MethodError, match="instance\\(\\) returned features holding NaN or infinity at layer 0"):
+        FAMILY.run(spec, _bad_method(_Poison), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+
+
+def test_a_non_finite_training_loss_ends_the_run_as_diverged(tmp_path: Path) -> None:
+    """A step size that makes the weights overflow: the identity regulariser passes the overflow on untouched
+    (not its fault), and the non-finite loss ends the run as diverged."""
+    spec = load_task(TASKS / "digits-bags.yaml").resolve("smoke")
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={"lr": 1e30})})
+    outcome = FAMILY.run(spec, resolve_method("mil-none"), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
     assert outcome.status == "diverged" and outcome.error is not None
-    assert "training loss became nan at epoch 0 (fold 0)" in outcome.error and outcome.metrics == {}
+    assert "training loss became" in outcome.error and "(fold 0)" in outcome.error and outcome.metrics == {}
 
 
 def test_make_dropout_is_the_abstract_hook_of_the_method_base() -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 import phenomena_bench.baselines.pruning as B
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import RunContext, missing_hooks
-from phenomena_bench.data.digits import load_digits_arrays, load_digits_split
+from phenomena_bench.data.digits import _load_digits_split, load_digits_arrays
 from phenomena_bench.families.pruning import FAMILY
 from phenomena_bench.families.pruning.api import (
     NoHyperparameters,
@@ -124,9 +124,9 @@ def test_digits_arrays_and_stratified_split() -> None:
     x, y = load_digits_arrays()
     assert x.shape == (1797, 64) and x.dtype == np.float32 and y.dtype == np.int64
     assert x.min() == 0.0 and x.max() == 1.0
-    a, b = load_digits_split(0.25, seed=3), load_digits_split(0.25, seed=3)
+    a, b = _load_digits_split(0.25, seed=3), _load_digits_split(0.25, seed=3)
     assert np.array_equal(a.x_test, b.x_test)  # fixed by the seed
-    assert not np.array_equal(a.y_test, load_digits_split(0.25, seed=4).y_test)
+    assert not np.array_equal(a.y_test, _load_digits_split(0.25, seed=4).y_test)
     train_share = np.bincount(a.y_train, minlength=10) / np.bincount(y, minlength=10)
     assert np.all(np.abs(train_share - 0.75) < 0.02)  # every class split 75/25
     assert len(a.y_train) + len(a.y_test) == 1797

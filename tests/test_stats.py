@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
+from phenomena_bench.analysis import comparison as cmp
 from phenomena_bench.analysis import rows as agg
 from phenomena_bench.analysis import statistics as stats
 from phenomena_bench.analysis import tables
@@ -141,32 +142,58 @@ def test_quantile_bounds_with_censoring_bracket_the_median() -> None:
     assert lo == 100.0 and math.isinf(hi)
 
 
-def test_compare_with_mostly_censored_sides_is_a_tie_with_unbounded_interval() -> None:
-    # both methods mostly censored at the same budget: neither bound of the difference is finite, never NaN
+def test_quantile_bounds_are_bit_identical_without_censoring() -> None:
+    # the reviewer's case: two-value float medians were flagged censored 46% of the time (two implementations)
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        for _ in range(1000):
+            vals = list(rng.random(n) * 10.0 ** rng.integers(-9, 4))
+            for q in (0.25, 0.5, 0.75):
+                lo, hi = stats.quantile_bounds(vals, [False] * n, q)
+                assert lo == hi
+            s = stats.summarise("median_iqr", vals, [False] * n)
+            assert not s.median_censored and s.iqr_censored == (False, False)
+
+
+def test_compare_on_restricted_times_both_censored_seeds_differ_by_zero() -> None:
+    # six seeds, both methods censored at the budget on five of them: the differences are (-100, 0, 0, 0, 0, 0)
     col = GROK.cols[0]
-    method = [grok("m", s, 5000 if s else 100, s == 0) for s in range(5)]
-    ref = [grok("ref", s, 5000 if s else 200, s == 0) for s in range(5)]
-    cmp = stats.compare(col.kind, "min", agg.observations(method, col), agg.observations(ref, col), seed=1)
-    assert cmp == stats.Comparison("tie", True, None, None)
+    method = [grok("m", s, 5000 if s else 100, s == 0) for s in range(6)]
+    ref = [grok("ref", s, 5000 if s else 200, s == 0) for s in range(6)]
+    obs_m, obs_r = agg.observations(method, col, 5000.0), agg.observations(ref, col, 5000.0)
+    assert list(cmp.paired_differences(obs_m, obs_r, 5000.0)) == [-100.0, 0, 0, 0, 0, 0]
+    c = cmp.compare("min", obs_m, obs_r, horizon=5000.0, seed=1)
+    # every sign flip has |sum| = 100: p = 1, a tie, never NaN
+    assert c.verdict == "tie" and c.p_value == 1.0 and c.n_paired == 6
+    assert c.diff_mean == pytest.approx(-100 / 6)
+    assert c.diff_low is not None and c.diff_high is not None and c.diff_low < c.diff_mean < c.diff_high
 
 
-def test_bootstrap_interval_is_seeded_and_brackets_the_mean() -> None:
+def test_t_interval_by_hand() -> None:
     vals = [1.0, 2.0, 3.0, 4.0, 10.0]
-    a = stats.bootstrap_interval(vals, "mean", seed=7)
-    b = stats.bootstrap_interval(vals, "mean", seed=7)
-    assert a == b
-    assert a is not None and a[0] < np.mean(vals) < a[1]
-    assert a[0] >= 1.0 and a[1] <= 10.0
-    assert stats.bootstrap_interval([3.0], "mean") is None
-    # identical values: a degenerate interval
-    assert stats.bootstrap_interval([2.0, 2.0, 2.0], "median") == (2.0, 2.0)
+    lo, hi = stats.t_interval(vals)  # type: ignore[misc]
+    half = 2.7764451051977987 * np.std(vals, ddof=1) / math.sqrt(5)  # t_{0.975, 4}
+    assert (lo, hi) == pytest.approx((4.0 - half, 4.0 + half))
+    assert stats.t_interval([3.0]) is None
+    assert stats.t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
 
 
-def test_bootstrap_median_with_censoring_is_unbounded_above() -> None:
-    ci = stats.bootstrap_interval([10, 100, 100, 100], "median", censored=[False, True, True, True], seed=0)
-    assert ci is not None and ci[1] is None and 10 <= ci[0] <= 100
-    with pytest.raises(ValueError):
-        stats.bootstrap_interval([1, 2], "mean", censored=[True, False])
+def test_median_interval_is_order_statistics_and_unbounded_when_too_few() -> None:
+    # n = 10: P(Binom(10, 1/2) <= 1) = 11/1024 <= 0.025 < P(<= 2) = 56/1024, so [x_(2), x_(9)]
+    assert stats.order_statistic_rank(10) == 2
+    assert stats.order_statistic_rank(6) == 1 and stats.order_statistic_rank(5) is None
+    vals = [float(v) for v in range(1, 11)]
+    assert stats.median_interval(vals) == (2.0, 9.0)
+    assert stats.median_interval(vals[:5]) == (None, None)  # 93.75% at best: not claimed as 95%
+    # the upper order statistic censored: unbounded above
+    cens = [False] * 8 + [True, True]
+    assert stats.median_interval(vals, cens) == (2.0, None)
+
+
+def test_wilson_interval() -> None:
+    lo, hi = stats.wilson_interval(3, 3)  # type: ignore[misc]
+    assert hi == 1.0 and 0.4 < lo < 0.5  # never [1, 1] from three successes
+    assert stats.wilson_interval(0, 0) is None
 
 
 def test_iqm_matches_the_middle_half_mean() -> None:
@@ -185,15 +212,15 @@ def test_stratified_bootstrap_iqm_interval_contains_point_estimate() -> None:
 
 
 def test_performance_profile_by_hand() -> None:
-    # min direction. task t1: best 10 (A); B 20 (ratio 2). t2: best 5 (B); A 15 (ratio 3). t3: A only (B did
-    # not finish).
-    values = {"A": {"t1": 10, "t2": 15, "t3": 7}, "B": {"t1": 20, "t2": 5, "t3": None}}
-    prof = stats.performance_profile(values, "min", [1.0, 2.0, 3.0, 4.0])
+    # errors, lower is better. task t1: best 10 (A); B 20 (ratio 2). t2: best 5 (B); A 15 (ratio 3). t3: A only
+    # (B did not finish).
+    errors = {"A": {"t1": 10, "t2": 15, "t3": 7}, "B": {"t1": 20, "t2": 5, "t3": None}}
+    prof = stats.performance_profile(errors, [1.0, 2.0, 3.0, 4.0])
     assert prof["A"] == pytest.approx([2 / 3, 2 / 3, 1.0, 1.0])
     assert prof["B"] == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
-    # max direction: ratio = best / value
-    prof = stats.performance_profile({"A": {"t": 0.9}, "B": {"t": 0.45}}, "max", [1.0, 2.0])
-    assert prof == {"A": [1.0, 1.0], "B": [0.0, 1.0]}
+    # accuracies 0.91 and 0.75 read as errors 0.09 and 0.25: a ratio of 2.8, not 0.91 / 0.75 = 1.2
+    acc = {"A": {"t": stats.as_error("one_minus", 0.91)}, "B": {"t": stats.as_error("one_minus", 0.75)}}
+    assert stats.performance_profile(acc, [1.0, 2.0, 3.0]) == {"A": [1.0, 1.0, 1.0], "B": [0.0, 0.0, 1.0]}
     # area of a constant profile of 1 is 1; of a step from 0 to 1 at tau=2 on [1, 3] is a trapezoid
     assert stats.profile_score([1, 1, 1], [1, 2, 3]) == pytest.approx(1.0)
     assert stats.profile_score([0, 1, 1], [1, 2, 3]) == pytest.approx(0.75)
@@ -217,42 +244,41 @@ def test_format_number() -> None:
 
 
 def test_aggregate_time_to_event_with_censoring() -> None:
-    recs = [
-        grok("ref", 0, 1000, True),
-        grok("ref", 1, 2000, True),
-        grok("ref", 2, 3000, True),
-        grok("ref", 3, 5000, False),
-        grok("ref", 4, 5000, False),
-        grok("fast", 0, 100, True),
-        grok("fast", 1, 200, True),
-        grok("fast", 2, 300, True),
-        grok("fast", 3, 400, True),
-        grok("fast", 4, 500, True),
-        make_record("fast", 5, {}, status="diverged"),
-    ]
+    ref_steps = [(1000, True), (2000, True), (3000, True), (5000, False), (5000, False), (1500, True), (5000, False)]
+    recs = [grok("ref", s, v, ok) for s, (v, ok) in enumerate(ref_steps)]
+    recs += [grok("fast", s, v, True) for s, v in enumerate([100, 200, 300, 400, 500, 150])]
+    recs.append(make_record("fast", 6, {}, status="diverged"))
     rows = rows_by_method(agg.aggregate(recs, FAMILIES))
     ref, fast = rows["ref"], rows["fast"]
-    # median of [1000, 2000, 3000, >=5000, >=5000] is exactly 3000 (censored values are above it)
-    assert ref.cells["steps_to_target"].median == 3000 and ref.cells["steps_to_target"].median_censored is False
-    # q3 sits on a censored value: a lower bound
-    assert ref.cells["steps_to_target"].iqr == (2000, 5000) and ref.cells["steps_to_target"].iqr_censored == (
-        False,
-        True,
-    )
-    assert ref.cells["steps_to_target"].mean is None  # never averaged as if finished
-    assert ref.censored == 2 and ref.cells["steps_to_target"].censored == 2
-    assert ref.success_rate == pytest.approx(3 / 5)
-    assert ref.cells["reached"].rate == pytest.approx(3 / 5)
+    # no family horizon: the largest recorded value of the table (5000) is the budget a not-reached run counts at
+    assert ref.horizon == 5000
+    # median of [1000, 1500, 2000, 3000, >=5000 x3] is exactly 3000 (censored values are above it)
+    cell = ref.cells["steps_to_target"]
+    assert cell.median == 3000 and cell.median_censored is False and cell.median_upper == 3000
+    # q3 sits on censored values: a lower bound
+    assert cell.iqr == (1750, 5000) and cell.iqr_censored == (False, True)
+    assert cell.mean is None  # never averaged as if finished
+    assert cell.restricted_mean == pytest.approx((1000 + 2000 + 3000 + 1500 + 3 * 5000) / 7)
+    assert cell.interval == (1000, None) and cell.interval_method == "order statistics"  # n=7: [x_(1), x_(7)]
+    assert ref.censored == 3 and cell.censored == 3
+    assert ref.success_rate == pytest.approx(4 / 7)
+    assert ref.cells["reached"].rate == pytest.approx(4 / 7)
     assert ref.cells["final_val_acc"].mean == pytest.approx(1.0)
-    # the diverged run counts as a seed that did not succeed; its (absent) metrics do not enter the median
-    assert fast.seeds == 6 and fast.count("diverged") == 1 and fast.count("ok") == 5
-    assert fast.cells["steps_to_target"].median == 300 and fast.cells["steps_to_target"].mean == 300
-    assert fast.success_rate == pytest.approx(5 / 6)
+    # the diverged run is a seed that did not reach the target: it enters the median at the horizon
+    fast_cell = fast.cells["steps_to_target"]
+    assert fast.seeds == 7 and fast.count("diverged") == 1 and fast.count("ok") == 6
+    assert fast_cell.n == 7 and fast_cell.censored == 1 and fast_cell.median == 300 and fast_cell.mean is None
+    assert fast.success_rate == pytest.approx(6 / 7)
     assert fast.rank == 1 and ref.rank == 2
-    assert ref.is_reference and ref.vs_reference is None
-    assert fast.vs_reference.verdict == "better" and fast.vs_reference.paired is True
-    assert fast.vs_reference.diff_high is not None and fast.vs_reference.diff_high < 0
-    assert fast.cost.metrics["flops"] == pytest.approx(3e9)  # median over seeds 0..4 of 1e9*(seed+1)
+    assert ref.is_reference and ref.vs_reference is None and ref.verdict is None
+    # paired restricted differences: six negative, seed 6 both not reached (0): p = 4/128 (exact sign flips)
+    c = fast.vs_reference
+    assert c is not None and c.n_paired == 7 and c.p_adjusted == pytest.approx(4 / 128)
+    assert c.verdict == "better" == fast.verdict and fast.p_value == c.p_adjusted and fast.n_paired == 7
+    assert c.diff_mean == pytest.approx((-900 - 1800 - 2700 - 4600 - 4500 - 1350) / 7)
+    assert c.diff_high is not None and c.diff_high < 0 and fast.diff_interval == (c.diff_low, c.diff_high)
+    assert fast.mde is not None and fast.mde_seeds == 7 and fast.mde == ref.mde
+    assert fast.cost.metrics["flops"] == pytest.approx(3.5e9)  # median over ok seeds 0..5 of 1e9*(seed+1)
     json.dumps([r.model_dump(mode="json") for r in rows.values()], allow_nan=False)  # JSON-safe
 
 
@@ -265,12 +291,14 @@ def test_median_on_censored_values_is_a_lower_bound_and_ranks_last() -> None:
     assert slow.cells["steps_to_target"].median == 5000 and slow.cells["steps_to_target"].median_censored is True
     assert slow.primary_censored is True
     assert slow.rank == 2 and rows["ref"].rank == 1
-    assert slow.vs_reference.verdict == "worse"
+    # restricted differences: -500 once, +500 nine times; |sum| >= 4000 for 22 of 1024 flips
+    assert slow.vs_reference is not None and slow.vs_reference.verdict == "worse"
+    assert slow.vs_reference.p_adjusted == pytest.approx(22 / 1024)
     text = text_table(list(rows.values()))
-    assert "≥5000" in text
+    assert "≥5000" in text and "worse p=0.021" in text
 
 
-def test_tie_when_intervals_overlap_and_unpaired_when_seeds_differ() -> None:
+def test_underpowered_when_no_seed_is_paired() -> None:
     recs = [
         make_record("ref", s, {"acc": a, "loss": 1.0}, family="pruning", task="p")
         for s, a in enumerate([0.80, 0.85, 0.90, 0.82])
@@ -281,10 +309,11 @@ def test_tie_when_intervals_overlap_and_unpaired_when_seeds_differ() -> None:
     ]
     rows = rows_by_method(agg.aggregate(recs, FAMILIES))
     other = rows["other"]
-    assert other.vs_reference.verdict == "tie" and other.vs_reference.paired is False
+    assert other.vs_reference is not None and other.vs_reference.verdict == "underpowered"
+    assert other.n_paired == 0 and other.p_value is None and other.mde is None
     assert other.cells["acc"].mean == pytest.approx(0.85)
-    lo, hi = other.cells["acc"].interval
-    assert 0.81 <= lo < 0.85 < hi <= 0.89
+    assert other.cells["acc"].interval == pytest.approx(stats.t_interval([0.81, 0.86, 0.89, 0.84]))
+    assert other.cells["acc"].interval_method == "t"
     assert other.cells["loss"].mean == 2.0
     assert other.rank == 1 and rows["ref"].rank == 2
 
@@ -297,14 +326,17 @@ def test_paired_comparison_detects_a_consistent_small_gain() -> None:
         make_record("plus", s, {"acc": a + 0.01, "loss": 0}, family="pruning", task="p") for s, a in enumerate(base)
     ]
     rows = rows_by_method(agg.aggregate(recs, FAMILIES))
-    assert rows["plus"].vs_reference.verdict == "better" and rows["plus"].vs_reference.paired is True
-    assert (rows["plus"].vs_reference.diff_low, rows["plus"].vs_reference.diff_high) == pytest.approx((0.01, 0.01))
+    plus = rows["plus"].vs_reference
+    assert plus is not None and plus.verdict == "better" and plus.n_paired == 6
+    assert plus.p_adjusted == pytest.approx(2 / 64)  # the smallest two-sided p of six pairs
+    assert (plus.diff_low, plus.diff_high) == pytest.approx((0.01, 0.01))
 
 
 def test_no_verdict_from_two_seeds() -> None:
     recs = [grok("ref", s, 1000, True) for s in range(2)] + [grok("fast", s, 10, True) for s in range(2)]
     rows = rows_by_method(agg.aggregate(recs, FAMILIES))
-    assert rows["fast"].vs_reference is None and rows["fast"].rank == 1
+    assert rows["fast"].verdict == "underpowered" and rows["fast"].n_paired == 2 and rows["fast"].rank == 1
+    assert "underpowered n=2" in text_table(list(rows.values()))
 
 
 def test_ties_share_a_rank_and_rows_without_values_are_unranked() -> None:

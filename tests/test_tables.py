@@ -142,3 +142,11 @@ def test_cli_show_wide_and_columns(tmp_path: Path) -> None:
     rows = json.loads(show("--format", "json").stdout)
     assert {r["method"] for r in rows} == {"adamw", "adam"}
     assert rows[0]["cells"]["steps_to_target"]["n"] == 3
+    # every row says its verdict, Holm-adjusted p, paired seeds, interval and its table's MDE
+    by_method = {r["method"]: r for r in rows}
+    adam, adamw = by_method["adam"], by_method["adamw"]
+    assert adam["verdict"] == "underpowered" and adam["n_paired"] == 3 and adam["p_value"] == 0.25
+    assert adam["interval_method"] == "t interval of the mean paired difference" and adam["diff_interval"][1] < 0
+    assert adamw["verdict"] is None and adamw["is_reference"] is True
+    assert all("mde" in r and r["mde"] is None and r["mde_seeds"] == 3 for r in rows)  # underpowered at 3 seeds
+    assert "underpowered n=3" in default.stdout and "MDE at 3 paired seeds" in default.stdout

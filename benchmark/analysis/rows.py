@@ -1,18 +1,23 @@
 """Run records aggregated into typed leaderboard rows: one :class:`Row` per (task, tier, method label).
 
-This is where records meet statistics. Two rules shape it:
+This is where records meet statistics. Three rules shape it:
 
 * **Which runs count.** Only the newest task version and method version of a group enter a table (results of
   different versions are not comparable, AlgoPerf's rule), one record per seed (a retried seed keeps its
-  latest record). ``seeds`` counts every run of the group whatever its status; statistics of a metric use
-  the ``ok`` runs that report it; the success rate is the fraction of *all* runs that finished ``ok`` and
-  (when the primary column has an event) reached it. A diverged, failed or timed-out run is therefore a
-  failure to reach the target, never a silently dropped seed.
-* **Censoring.** A column with ``event`` set (grokking's ``steps_to_target`` with event ``reached``) marks the
-  value of a run whose event is false as censored at the budget; see :mod:`phenomena_bench.analysis.statistics`.
+  latest record), and only scoring seeds (development seeds, :func:`~phenomena_bench.core.seeds.is_dev_seed`,
+  are left out unless asked for).
+* **Every seed counts.** A run that is not ``ok`` (failed, diverged, timed out, over budget) is an
+  observation, not a gap (:func:`observations`): on a time-to-event column (``Column.event``) it has not
+  reached the event (censored at the horizon); on a bounded column with ``Column.floor`` it scores the
+  floor; only a column with neither is summarised over the runs that report it, and its cell says how many
+  of how many. A method that diverges on two seeds of three therefore never ranks on its one survivor.
+* **Censoring.** A column with ``event`` set marks the value of a run whose event is false as censored (a
+  lower bound); see :mod:`phenomena_bench.analysis.statistics`. Time-to-event rows rank by the median with
+  not-reached at +inf, then by the restricted mean time to the horizon (:func:`table_horizons`).
 
-Bootstrap seeds are derived from each group's identity (:func:`bootstrap_seed`), so the same store always
-gives the same rows, and groups do not share random draws.
+Each row is compared with the family's reference by an exact sign-flip test of seed-paired differences,
+Holm-adjusted across the table (:mod:`phenomena_bench.analysis.comparison`); random draws are seeded from
+each group's identity (:func:`bootstrap_seed`), so the same store always gives the same rows.
 """
 
 from __future__ import annotations
@@ -20,33 +25,38 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from phenomena_bench.analysis.comparison import Comparison, Verdict, adjust, compare, table_mde
 from phenomena_bench.analysis.statistics import (
     PROFILE_TAU_MAX,
-    Comparison,
     Direction,
+    ErrorKind,
     Observations,
     Summary,
+    as_error,
     central,
-    compare,
+    error_floor,
     iqm,
+    normalised_score,
     performance_profile,
     profile_score,
     stratified_bootstrap_iqm,
     summarise,
 )
 from phenomena_bench.core.family import STATUSES, Column, Status
-from phenomena_bench.core.seeds import group_seed
+from phenomena_bench.core.seeds import group_seed, is_dev_seed
 from phenomena_bench.store import RunRecord
 
 #: Metric names (besides wall time) that measure what a run spent, shown as cost: matched on the part before
 #: any "@" (hessian reports `hvps_used@300` per budget), by suffix, or by a `cost_` prefix.
 COST_METRIC_SUFFIXES = ("flops", "hvps", "hvps_used", "steps_run", "epochs_run", "search_steps")
 COST_METRIC_NAMES = frozenset({"steps", "hvps", "flops", "epochs"})
+#: What a non-ok seed counts as on a column (see :func:`seed_rule`).
+SeedRule = Literal["not reached", "floor", "reporting"]
 
 
 class FamilyLike(Protocol):
@@ -81,9 +91,12 @@ class Row(BaseModel):
     """One (task, tier, method label) of a results table: identity, per-column statistics, rank, comparison.
 
     `cells` maps each column's metric to its :class:`~phenomena_bench.analysis.statistics.Summary`. `primary`
-    is the central value of the primary column (what ranks the row); `rank` is shared by ties and ``None``
-    for a row without a primary value. `vs_reference` is ``None`` for the reference itself and when too few
-    seeds allow a verdict.
+    is the central value of the primary column (``None`` when no seed gives one); `rank` is shared by ties and
+    ``None`` for a row without a primary value. `horizon` and `restricted_mean` are the primary column's
+    horizon and restricted mean time (time-to-event columns). `vs_reference` is the comparison with the
+    reference (``None`` for the reference itself); `verdict`, `p_value` (Holm-adjusted), `n_paired` and
+    `diff_interval` repeat it as flat fields, and `mde` is the table's minimum detectable effect at
+    `mde_seeds` paired seeds (``None``: underpowered, fewer than 6).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -114,9 +127,18 @@ class Row(BaseModel):
     cost: Cost
     primary: float | None
     primary_censored: bool
+    horizon: float | None = None
+    restricted_mean: float | None = None
     rank: int | None = None
     is_reference: bool = False
     vs_reference: Comparison | None = None
+    verdict: Verdict | None = None
+    p_value: float | None = None
+    n_paired: int = 0
+    diff_interval: tuple[float | None, float | None] | None = None
+    interval_method: str | None = None
+    mde: float | None = None
+    mde_seeds: int = 0
 
     @property
     def primary_column(self) -> Column:
@@ -178,27 +200,72 @@ def select_latest(records: Sequence[RunRecord]) -> list[RunRecord]:
     return [by_seed[s] for s in sorted(by_seed)]
 
 
-def observations(recs: Sequence[RunRecord], col: Column) -> Observations:
-    """The column's values over the ok runs that report its metric (a rate column's as 0/1)."""
+def seed_rule(col: Column) -> SeedRule:
+    """What a run that is not ok counts as on `col`: not reached (time-to-event), the floor, or nothing (the
+    column is summarised over the runs that report it)."""
+    if col.event is not None:
+        return "not reached"
+    return "floor" if col.floor is not None else "reporting"
+
+
+def observations(recs: Sequence[RunRecord], col: Column, horizon: float | None = None) -> Observations:
+    """The column's value for every seed that counts (a rate column's as 0/1), in seed order.
+
+    An ok run contributes the value it reports. A run that is not ok contributes per :func:`seed_rule`: on a
+    time-to-event column it is censored at `horizon` (+inf when no horizon is known), and so is an ok run
+    that did not reach the event and records no value; on a floored column it scores the floor; otherwise it
+    is left out.
+    """
     seeds: list[int] = []
     vals: list[float] = []
     cens: list[bool] = []
+    not_reached = math.inf if horizon is None else horizon
     for r in recs:
+        v: float | None
         if r.status != "ok":
-            continue
-        if col.kind == "rate":
-            raw = r.metrics.get(col.metric)
-            if raw is None:
+            if col.event is not None:
+                v, censored = not_reached, True
+            elif col.floor is not None:
+                v, censored = float(col.floor), False
+            else:
                 continue
-            v: float | None = float(bool(raw))
         else:
-            v = _numeric(r.metrics.get(col.metric))
-        if v is None:
-            continue
+            if col.kind == "rate":
+                raw = r.metrics.get(col.metric)
+                v = None if raw is None else float(bool(raw))
+            else:
+                v = _numeric(r.metrics.get(col.metric))
+            censored = col.event is not None and not bool(r.metrics.get(col.event))
+            if v is None:
+                if not censored:
+                    continue
+                v = not_reached
         seeds.append(r.seed)
         vals.append(v)
-        cens.append(col.event is not None and not bool(r.metrics.get(col.event)))
+        cens.append(censored)
     return Observations(tuple(seeds), tuple(vals), tuple(cens))
+
+
+def table_horizons(recs: Sequence[RunRecord], family: FamilyLike) -> dict[str, float | None]:
+    """The horizon of each time-to-event column of one (task, tier) table: the family's
+    :meth:`~phenomena_bench.core.family.Family.horizon` for the task, else the largest value of the metric
+    any ok run of the table recorded (no run can be credited beyond what was observed), else ``None``."""
+    out: dict[str, float | None] = {}
+    latest = max(recs, key=lambda r: (r.finished_at, r.key))
+    ask = getattr(family, "horizon", None)
+    for col in family.columns():
+        if col.event is None:
+            continue
+        try:
+            declared = ask(latest.task, col.metric) if callable(ask) else None
+        except (KeyError, TypeError, ValueError):  # a spec without the budget (hand-made or older record)
+            declared = None
+        if declared is not None:
+            out[col.metric] = float(declared)
+            continue
+        seen = [v for r in recs if r.status == "ok" and (v := _numeric(r.metrics.get(col.metric))) is not None]
+        out[col.metric] = max(seen) if seen else None
+    return out
 
 
 def primary_column(family: FamilyLike) -> Column:
@@ -240,35 +307,52 @@ def _groups(records: Iterable[RunRecord]) -> dict[tuple[str, str, str], list[Run
 # ------------------------------------------------------------------------------------------------ rows
 
 
-def aggregate(records: Iterable[RunRecord], families: Families = None) -> list[Row]:
+def scoring_records(records: Iterable[RunRecord], include_dev: bool = False) -> list[RunRecord]:
+    """The records a table is built from: scoring seeds only, unless `include_dev`."""
+    return [r for r in records if include_dev or not is_dev_seed(r.seed)]
+
+
+def aggregate(records: Iterable[RunRecord], families: Families = None, *, include_dev: bool = False) -> list[Row]:
     """One row per (task, tier, method label), ranked within (task, tier), compared to the reference.
 
     `families` maps a family name to its family object (default: :func:`phenomena_bench.registry.get_family`);
-    tests pass hand-made families.
+    tests pass hand-made families. Development seeds are left out unless `include_dev` (``show --dev``).
     """
     lookup = _family_lookup(families)
-    rows: list[Row] = []
     selected: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for (task_id, tier, label), recs in sorted(_groups(records).items()):
-        recs = select_latest(recs)
-        selected[(task_id, tier, label)] = recs
-        rows.append(_row(task_id, tier, label, recs, lookup(recs[0].family)))
-    _rank_and_compare(rows, selected, lookup)
+    for key, recs in sorted(_groups(scoring_records(records, include_dev)).items()):
+        selected[key] = select_latest(recs)
+    tables: dict[tuple[str, str], list[tuple[str, list[RunRecord]]]] = defaultdict(list)
+    for (task_id, tier, label), recs in selected.items():
+        tables[(task_id, tier)].append((label, recs))
+    rows: list[Row] = []
+    for (task_id, tier), groups in sorted(tables.items()):
+        family = lookup(groups[0][1][0].family)
+        horizons = table_horizons([r for _, recs in groups for r in recs], family)
+        table = [_row(task_id, tier, label, recs, family, horizons) for label, recs in groups]
+        _rank(table)
+        _compare(table, {label: recs for label, recs in groups}, family, horizons)
+        rows += table
     return rows
 
 
-def _row(task_id: str, tier: str, label: str, recs: list[RunRecord], family: FamilyLike) -> Row:
+def _row(
+    task_id: str,
+    tier: str,
+    label: str,
+    recs: list[RunRecord],
+    family: FamilyLike,
+    horizons: Mapping[str, float | None],
+) -> Row:
     latest = max(recs, key=lambda r: (r.finished_at, r.key))
     cols = family.columns()
     prim = primary_column(family)
     cells: dict[str, Summary] = {}
-    prim_summary: Summary | None = None
     for col in cols:
-        obs = observations(recs, col)
-        summary = summarise(col.kind, obs.values, obs.censored, bootstrap_seed(task_id, tier, label, col.metric))
-        cells[col.metric] = summary
-        if col.metric == prim.metric and prim_summary is None:
-            prim_summary = summary
+        horizon = horizons.get(col.metric)
+        obs = observations(recs, col, horizon)
+        cells[col.metric] = summarise(col.kind, obs.values, obs.censored, seeds=len(recs), horizon=horizon)
+    prim_summary = cells[prim.metric]
     ok = [r for r in recs if r.status == "ok"]
     if prim.event:
         reached = sum(bool(r.metrics.get(prim.event)) for r in ok)
@@ -295,52 +379,83 @@ def _row(task_id: str, tier: str, label: str, recs: list[RunRecord], family: Fam
         reference_method=family.reference_method,
         columns=list(cols),
         cells=cells,
-        censored=prim_summary.censored if prim_summary else 0,
+        censored=prim_summary.censored,
         successes=reached,
         success_rate=reached / len(recs) if recs else None,
         cost=_cost(recs),
-        primary=central(prim.kind, prim_summary) if prim_summary else None,
-        primary_censored=bool(prim_summary and prim_summary.median_censored) if prim.kind == "median_iqr" else False,
+        primary=central(prim.kind, prim_summary) if prim_summary.n else None,
+        primary_censored=prim.kind == "median_iqr" and prim_summary.median_censored,
+        horizon=horizons.get(prim.metric),
+        restricted_mean=prim_summary.restricted_mean,
     )
 
 
-def _rank_key(row: Row) -> tuple[bool, float, float]:
-    """Smaller is better: uncensored before censored, then the primary value in its direction, then success."""
-    assert row.primary is not None
+def rank_key(row: Row) -> tuple[float, float, float] | None:
+    """Smaller is better; ``None``: the row has no value to rank by.
+
+    Time-to-event primary column: the median with not-reached seeds at +inf (its upper bound, so a median
+    that censoring leaves open ranks after every observed one), then the restricted mean time to the
+    horizon, then the success rate. Otherwise the central statistic over every seed (floors applied) in the
+    metric's direction, then the success rate.
+    """
+    prim = row.primary_column
+    s = row.cells[prim.metric]
+    if s.n == 0:
+        return None
     sign = 1.0 if row.direction == "min" else -1.0
-    return (row.primary_censored, sign * row.primary, -(row.success_rate or 0.0))
+    success = -(row.success_rate or 0.0)
+    if prim.event is not None:
+        median = math.inf if s.median_upper is None else s.median_upper
+        rmst = math.inf if row.restricted_mean is None else row.restricted_mean
+        return (sign * median, sign * rmst, success)
+    value = central(prim.kind, s)
+    return None if value is None else (sign * value, 0.0, success)
 
 
-def _rank_and_compare(
-    rows: list[Row], selected: Mapping[tuple[str, str, str], list[RunRecord]], lookup: Callable[[str], FamilyLike]
+def _rank(table: list[Row]) -> None:
+    keyed = sorted(((k, r) for r in table if (k := rank_key(r)) is not None), key=lambda kr: kr[0])
+    prev: tuple[float, float, float] | None = None
+    for i, (key, r) in enumerate(keyed, start=1):
+        r.rank = keyed[i - 2][1].rank if prev == key else i
+        prev = key
+
+
+def _compare(
+    table: list[Row],
+    selected: Mapping[str, list[RunRecord]],
+    family: FamilyLike,
+    horizons: Mapping[str, float | None],
 ) -> None:
-    by_table: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for row in rows:
-        by_table[(row.task_id, row.tier)].append(row)
-    for (task_id, tier), table in by_table.items():
-        ranked = sorted((r for r in table if r.primary is not None), key=_rank_key)
-        prev_key: tuple[bool, float, float] | None = None
-        for i, r in enumerate(ranked, start=1):
-            key = _rank_key(r)
-            r.rank = ranked[i - 2].rank if prev_key == key else i
-            prev_key = key
-        family = lookup(table[0].family)
-        prim = primary_column(family)
-        ref = _reference_row(table, family.reference_method)
-        if ref is None:
-            continue
-        ref.is_reference = True
-        ref_obs = observations(selected[(task_id, tier, ref.method)], prim)
-        for r in table:
-            if r is ref:
-                continue
-            r.vs_reference = compare(
-                prim.kind,
-                family.direction,
-                observations(selected[(task_id, tier, r.method)], prim),
-                ref_obs,
-                seed=bootstrap_seed(task_id, tier, r.method, "vs", ref.method),
-            )
+    """Every row against the reference by seed-paired sign-flip tests, Holm-adjusted across the table."""
+    ref = _reference_row(table, family.reference_method)
+    if ref is None:
+        return
+    ref.is_reference = True
+    prim = primary_column(family)
+    horizon = horizons.get(prim.metric) if prim.event else None
+    ref_obs = observations(selected[ref.method], prim, horizon)
+    others = [r for r in table if r is not ref]
+    raw = [
+        compare(
+            family.direction,
+            observations(selected[r.method], prim, horizon),
+            ref_obs,
+            horizon=horizon,
+            seed=bootstrap_seed(r.task_id, r.tier, r.method, "vs", ref.method),
+        )
+        for r in others
+    ]
+    done = adjust(raw, family.direction)
+    mde, mde_seeds = table_mde(done)
+    for r in table:
+        r.mde, r.mde_seeds = mde, mde_seeds
+    for r, c in zip(others, done):
+        r.vs_reference = c
+        r.verdict = c.verdict
+        r.p_value = c.p_adjusted
+        r.n_paired = c.n_paired
+        r.diff_interval = None if c.diff_low is None and c.diff_high is None else (c.diff_low, c.diff_high)
+        r.interval_method = c.interval
 
 
 def _reference_row(table: list[Row], reference: str) -> Row | None:
@@ -361,22 +476,47 @@ def by_table(rows: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
 # ------------------------------------------------------------------------------------------- across tasks
 
 
+def error_kind(col: Column, direction: Direction) -> ErrorKind:
+    """How the profile and IQM read `col` as an error: the column's declared ``error``, else ``time`` for a
+    time-to-event column, ``value`` for a "min" metric and ``one_minus`` for a "max" one."""
+    if col.error is not None:
+        return col.error
+    if col.event is not None:
+        return "time"
+    return "value" if direction == "min" else "one_minus"
+
+
+def row_error(row: Row, kind: ErrorKind) -> float:
+    """A row's error on its task: for ``time`` the median with not-reached at +inf (its upper bound), else the
+    central statistic over every seed read as an error (+inf without one)."""
+    s = row.cells[row.primary_metric]
+    if s.n == 0:
+        return math.inf
+    if kind == "time":
+        return math.inf if s.median_upper is None else s.median_upper
+    return as_error(kind, central(row.primary_column.kind, s))
+
+
 def family_summary(
     rows: Sequence[Row],
     records: Iterable[RunRecord],
     families: Families = None,
     taus: Sequence[float] | None = None,
+    *,
+    include_dev: bool = False,
 ) -> list[FamilySummary]:
     """Per (family, tier, method): IQM of reference-normalised scores and the performance profile.
 
-    A run's normalised score on a task is value / reference median for "max" metrics and reference median /
-    value for "min" metrics, so 1 means "as good as the reference" and higher is better everywhere; a run
-    censored at the budget (or that did not finish) scores 0 on a "min" metric — it is no finite multiple of
-    the reference. Tasks without a reference median are skipped for the IQM.
+    Both read the primary metric as an error (:func:`error_kind`: 1 - accuracy, a relative error, a time
+    with not-reached at +inf), floored at a relative epsilon so an exact answer is the best. The profile
+    ratio is error / best error on the task. A run's IQM score is reference error / run error, clipped
+    (:func:`~phenomena_bench.analysis.statistics.normalised_score`): 1 = as good as the reference, higher is
+    better, a run that did not reach the event (or failed on a column without a floor) scores 0. Tasks whose
+    reference has no finite error are skipped for the IQM.
     """
     lookup = _family_lookup(families)
     taus = list(taus) if taus is not None else [float(t) for t in np.linspace(1.0, PROFILE_TAU_MAX, 31)]
-    recs_by_group = _groups(records)
+    recs_by_group = _groups(scoring_records(records, include_dev))
     by_family: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in rows:
         by_family[(row.family, row.tier)].append(row)
@@ -384,30 +524,37 @@ def family_summary(
     for (fam_name, tier), fam_rows in sorted(by_family.items()):
         family = lookup(fam_name)
         prim = primary_column(family)
+        kind = error_kind(prim, family.direction)
         tasks = sorted({r.task_id for r in fam_rows})
         methods = sorted({r.method for r in fam_rows})
-        values: dict[str, dict[str, float | None]] = {m: {} for m in methods}
-        ref_median: dict[str, float] = {}
+        errors: dict[str, dict[str, float | None]] = {m: {} for m in methods}
+        ref_error: dict[str, float] = {}
+        horizon: dict[str, float | None] = {}
         for r in fam_rows:
-            v = r.primary
-            values[r.method][r.task_id] = None if (v is None or r.primary_censored) else v
-            if r.is_reference and v is not None and not r.primary_censored and v != 0:
-                ref_median[r.task_id] = v
-        profile = performance_profile(values, family.direction, taus)
+            e = row_error(r, kind)
+            errors[r.method][r.task_id] = e
+            horizon[r.task_id] = r.horizon
+            if r.is_reference and math.isfinite(e):
+                ref_error[r.task_id] = e
+        profile = performance_profile(errors, taus)
         for m in methods:
             scores: dict[str, list[float]] = {}
             for t in tasks:
-                if t not in ref_median or (t, tier, m) not in recs_by_group:
+                if t not in ref_error or (t, tier, m) not in recs_by_group:
                     continue
                 recs = select_latest(recs_by_group[(t, tier, m)])
-                scores[t] = _normalised_scores(recs, prim, family.direction, ref_median[t])
+                obs = observations(recs, prim, horizon.get(t))
+                run_errors = [as_error(kind, v, c) for v, c in zip(obs.values, obs.censored)]
+                run_errors += [math.inf] * (len(recs) - len(obs.values))  # left out of a column with no floor
+                floor = error_floor([ref_error[t], *run_errors])
+                scores[t] = [normalised_score(e, ref_error[t], floor) for e in run_errors]
             pooled = [s for v in scores.values() for s in v]
             out.append(
                 FamilySummary(
                     family=fam_name,
                     tier=tier,
                     method=m,
-                    tasks=sum(1 for t in tasks if t in values[m]),
+                    tasks=sum(1 for t in tasks if t in errors[m]),
                     tasks_total=len(tasks),
                     iqm=iqm(pooled) if pooled else None,
                     iqm_interval=stratified_bootstrap_iqm(scores, seed=bootstrap_seed(fam_name, tier, m, "iqm")),
@@ -417,15 +564,3 @@ def family_summary(
                 )
             )
     return out
-
-
-def _normalised_scores(recs: Sequence[RunRecord], col: Column, direction: Direction, ref: float) -> list[float]:
-    scores = []
-    for r in recs:
-        v = _numeric(r.metrics.get(col.metric)) if r.status == "ok" else None
-        censored = col.event is not None and not bool(r.metrics.get(col.event))
-        if direction == "min":
-            scores.append(0.0 if v is None or censored or v <= 0 else ref / v)
-        else:
-            scores.append(0.0 if v is None else v / ref)
-    return scores

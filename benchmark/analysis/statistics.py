@@ -1,14 +1,25 @@
-"""Statistics over seeds: quantiles with censoring, bootstrap intervals, paired comparisons, IQM, profiles.
+"""Statistics over seeds: quantiles with censoring, intervals that cover, IQM and performance profiles.
 
 Numbers in, numbers out: nothing here knows about run records, families or formatting, so every function can
 be checked against a hand computation. Every random draw takes an explicit seed, so the same inputs always
-give the same outputs, byte for byte.
+give the same outputs, byte for byte. (Paired comparisons against the reference live in
+:mod:`phenomena_bench.analysis.comparison`.)
 
 **Censoring.** A time-to-event value whose event did not happen (a run stopped at the budget before reaching
-the target) is only a lower bound. A quantile is monotone in every input, so computing it once with censored
-values at their recorded value (a lower bound) and once with them at +inf (an upper bound) brackets the
-truth; when both agree the statistic is exact, otherwise it is reported as ``>= lower bound``. The mean of
-values with any censored one is undefined (``None``).
+the target, or a run that failed or diverged) is only a lower bound. A quantile is monotone in every input,
+so computing it once with censored values at their recorded value (a lower bound) and once with them at +inf
+(an upper bound) brackets the truth; when both agree the statistic is exact, otherwise it is reported as
+``>= lower bound``. Both bounds come from the *same* quantile code (:func:`quantiles`), so without censoring
+they are bit-identical and nothing is flagged by rounding. The mean of values with any censored one is
+undefined (``None``); the *restricted* mean (every time capped at the horizon) is defined and is what ranks
+two methods whose medians are both censored.
+
+**Intervals.** Seeds are few (3 to 10), where a percentile bootstrap under-covers badly (a 95% bootstrap
+interval of a mean covers the truth about half the time with two seeds). So a mean gets Student's t
+interval, a rate the Wilson score interval, and a median the distribution-free order-statistic interval
+(its coverage follows from the binomial distribution of how many seeds fall below the true median, whatever
+the metric's distribution); below six seeds no pair of order statistics reaches 95%, and the interval is
+unbounded rather than falsely narrow.
 """
 
 from __future__ import annotations
@@ -24,37 +35,53 @@ from scipy.integrate import trapezoid
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95
-#: Fewest seeds (shared seeds when paired) for a verdict against the reference: a bootstrap over two values has
-#: three distinct resamples, so "beyond the interval" would only mean "both seeds agree".
-MIN_SEEDS_FOR_VERDICT = 3
 #: AlgoPerf integrates the performance profile up to this ratio to the best; slower gets no credit.
 PROFILE_TAU_MAX = 4.0
+#: Errors are floored at this fraction of the task's error scale (the largest finite error on the task, or 1
+#: when every error is 0) before ratios are taken: an exact answer (error 0) is then the best, and a ratio to
+#: it is finite. 1e-12 is below any error a float32 or float64 estimate distinguishes from exact at that scale.
+ERROR_EPSILON = 1e-12
+#: A reference-normalised run score (reference error / run error) is clipped to [0, SCORE_CLIP], so one
+#: near-exact run cannot dominate the IQM; ten times better than the reference already counts as solved.
+SCORE_CLIP = 10.0
 
 #: How a column summarises its values (the same names as :class:`~phenomena_bench.core.family.Column` kinds):
 #: ``median_iqr`` ranks by the median, ``rate`` by the fraction of true values, ``mean_ci`` and ``mean`` by the mean.
 Kind = Literal["median_iqr", "mean_ci", "rate", "mean"]
 Direction = Literal["min", "max"]
-Verdict = Literal["better", "worse", "tie"]
+ErrorKind = Literal["time", "one_minus", "value"]
+IntervalMethod = Literal["t", "wilson", "order statistics"]
+#: Values over seeds: a sequence or a 1-D array.
+Values = Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
 class Summary:
     """The statistics of one metric over one group of seeds.
 
-    `median`, `iqr` and their ``*_censored`` flags bracket censored values as described in the module doc (a
-    flag set means "the value is a lower bound"). `interval` is the 95% bootstrap interval of the kind's central
-    statistic; its upper end is ``None`` when censoring leaves it unbounded. `rate` is set for ``rate`` columns.
+    `n` values entered (every seed, for a column whose non-ok seeds are censored or floored; the runs that
+    report it otherwise) out of `seeds` runs in the group. `median`, `iqr` and their ``*_censored`` flags
+    bracket censored values as described in the module doc (a flag set means "the value is a lower bound");
+    `median_upper` is the upper bound of the median (``None``: unbounded). A median whose lower bound is
+    itself infinite (no finite value at all) is ``None`` with the flag set. `interval` is the 95% interval
+    of the kind's central statistic by `interval_method`; an end is ``None`` when it is unbounded.
+    `restricted_mean` is the mean of values capped at the column's horizon (censored ones at the horizon),
+    for time-to-event columns with a horizon.
     """
 
     n: int
     censored: int
+    seeds: int = 0
     median: float | None = None
     median_censored: bool = False
-    iqr: tuple[float, float] | None = None
+    median_upper: float | None = None
+    iqr: tuple[float | None, float | None] | None = None
     iqr_censored: tuple[bool, bool] | None = None
     mean: float | None = None
     rate: float | None = None
-    interval: tuple[float, float | None] | None = None
+    interval: tuple[float | None, float | None] | None = None
+    interval_method: IntervalMethod | None = None
+    restricted_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,132 +93,164 @@ class Observations:
     censored: tuple[bool, ...]
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A method against the reference: the verdict, whether seeds were paired, and the interval of the
-    difference (method - reference) of the central statistic; an end is ``None`` when it is unbounded."""
-
-    verdict: Verdict
-    paired: bool
-    diff_low: float | None
-    diff_high: float | None
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 # ------------------------------------------------------------------------------------------------ quantiles
 
 
-def quantile_bounds(values: Sequence[float], censored: Sequence[bool], q: float) -> tuple[float, float]:
-    """Lower and upper bound of the `q`-quantile when censored values are only lower bounds.
+def quantiles(samples: np.ndarray, q: float) -> np.ndarray:
+    """Row-wise `q`-quantile (linear interpolation, numpy's default method) of a (B, n) matrix that may hold
+    +-inf: a quantile interpolating towards +-inf is +-inf (numpy would give nan).
 
-    The quantile (linear interpolation, numpy's default) is monotone in each value, so evaluating it with
-    censored values at their recorded value gives a lower bound and with them at +inf an upper bound
-    (possibly inf). Without censoring both are the ordinary quantile.
+    The one quantile implementation of the package: both censoring bounds go through it, so equal inputs give
+    bit-identical outputs.
     """
-    if not values:
+    if samples.ndim != 2 or samples.shape[1] == 0:
         raise ValueError("quantile of no values")
-    low = np.asarray(values, dtype=float)
-    high = np.where(np.asarray(censored, dtype=bool), np.inf, low)
-    return float(np.quantile(low, q)), _inf_quantile(high, q)
-
-
-def _inf_quantile(values: np.ndarray, q: float) -> float:
-    """np.quantile, but a quantile interpolating towards +-inf is +-inf (numpy would give nan)."""
-    srt = np.sort(values)
-    pos = q * (len(srt) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    frac = pos - lo
-    if frac == 0 or srt[lo] == srt[hi]:
-        return float(srt[lo])
-    if srt[lo] == -math.inf:
-        return -math.inf
-    if srt[hi] == math.inf:
-        return math.inf
-    return float(srt[lo] + frac * (srt[hi] - srt[lo]))
-
-
-def _batched_quantile(samples: np.ndarray, q: float) -> np.ndarray:
-    """Row-wise quantile of a (B, n) matrix that may hold +inf, following :func:`_inf_quantile`."""
     srt = np.sort(samples, axis=1)
     pos = q * (srt.shape[1] - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     frac = pos - lo
     a, b = srt[:, lo], srt[:, hi]
     if frac == 0:
-        return a
+        return a.copy()
     with np.errstate(invalid="ignore"):
         out = a + frac * (b - a)
     out = np.where(a == b, a, out)
-    return np.where(np.isinf(b), np.inf, out)
+    out = np.where(np.isposinf(b), np.inf, out)
+    return np.where(np.isneginf(a), -np.inf, out)
+
+
+def quantile_bounds(values: Sequence[float], censored: Sequence[bool], q: float) -> tuple[float, float]:
+    """Lower and upper bound of the `q`-quantile when censored values are only lower bounds.
+
+    Evaluating the (monotone) quantile with censored values at their recorded value gives a lower bound and
+    with them at +inf an upper bound (possibly inf). Without censoring both are the same number, bit for bit.
+    """
+    if not values:
+        raise ValueError("quantile of no values")
+    low = np.asarray(values, dtype=float)
+    high = np.where(np.asarray(censored, dtype=bool), np.inf, low)
+    both = quantiles(np.stack([low, high]), q)
+    return float(both[0]), float(both[1])
 
 
 # ------------------------------------------------------------------------------------------------ intervals
 
 
-def bootstrap_interval(
-    values: Sequence[float],
-    statistic: Literal["mean", "median"],
-    *,
-    censored: Sequence[bool] | None = None,
-    seed: int = 0,
-    samples: int = BOOTSTRAP_SAMPLES,
-    confidence: float = CONFIDENCE,
-) -> tuple[float, float | None] | None:
-    """Percentile-bootstrap interval of the mean or median; ``None`` with fewer than two values.
-
-    With censoring (median only) the lower end comes from the lower-bound statistic and the upper end from the
-    upper-bound one; an upper end at infinity is returned as ``None`` (unbounded).
-    """
-    n = len(values)
+def t_interval(values: Values, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Student's t interval of the mean; ``None`` with fewer than two values (no spread to scale it by)."""
+    arr = np.asarray(values, dtype=float)
+    n = arr.size
     if n < 2:
         return None
-    cens = np.zeros(n, dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
-    if statistic == "mean" and cens.any():
-        raise ValueError("the mean of censored values is undefined")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(samples, n))
-    low = np.asarray(values, dtype=float)[idx]
+    mean = float(arr.mean())
+    half = float(sps.t.ppf(1 - (1 - confidence) / 2, n - 1)) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (covers near 0 and 1 where the t interval collapses)."""
+    if n == 0:
+        return None
+    z = float(sps.norm.ppf(1 - (1 - confidence) / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def order_statistic_rank(n: int, confidence: float = CONFIDENCE) -> int | None:
+    """The largest k with P(Binomial(n, 1/2) <= k - 1) <= alpha/2, so that [x_(k), x_(n-k+1)] covers the
+    median with probability >= `confidence` for any continuous distribution; ``None`` when no k >= 1 does
+    (fewer than 6 values at 95%)."""
+    if n == 0:
+        return None
     alpha = (1 - confidence) / 2
-    if statistic == "mean":
-        est = low.mean(axis=1)
-        return float(np.quantile(est, alpha)), float(np.quantile(est, 1 - alpha))
-    high = np.where(cens[idx], np.inf, low)
-    lo_est = _batched_quantile(low, 0.5)
-    hi_est = _batched_quantile(high, 0.5)
-    upper = _inf_quantile(hi_est, 1 - alpha)
-    return float(np.quantile(lo_est, alpha)), (None if math.isinf(upper) else upper)
+    ks = np.arange(1, n // 2 + 1)
+    ok = ks[sps.binom.cdf(ks - 1, n, 0.5) <= alpha]
+    return int(ok.max()) if ok.size else None
 
 
-def summarise(kind: Kind, values: Sequence[float], censored: Sequence[bool], seed: int) -> Summary:
-    """Median, IQR, mean, rate and the kind's bootstrap interval of one group's values (`seed`: bootstrap)."""
+def median_interval(
+    values: Values, censored: Sequence[bool] | None = None, confidence: float = CONFIDENCE
+) -> tuple[float | None, float | None]:
+    """Distribution-free order-statistic interval of the median; an end is ``None`` when unbounded (too few
+    values for the confidence, or the upper order statistic censored)."""
     n = len(values)
+    k = order_statistic_rank(n, confidence)
+    if k is None:
+        return None, None
+    low = np.sort(np.asarray(values, dtype=float))
+    cens = np.zeros(n, dtype=bool) if censored is None else np.asarray(censored, dtype=bool)
+    high = np.sort(np.where(cens, np.inf, np.asarray(values, dtype=float)))
+    return _finite(float(low[k - 1])), _finite(float(high[n - k]))
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+
+
+def restricted_mean(values: Sequence[float], censored: Sequence[bool], horizon: float) -> float | None:
+    """Restricted mean time: the mean of min(value, horizon), a censored value counting as the horizon."""
+    if not values:
+        return None
+    arr = np.asarray(values, dtype=float)
+    capped = np.where(np.asarray(censored, dtype=bool), horizon, np.minimum(arr, horizon))
+    return float(capped.mean())
+
+
+def summarise(
+    kind: Kind,
+    values: Sequence[float],
+    censored: Sequence[bool],
+    *,
+    seeds: int | None = None,
+    horizon: float | None = None,
+    confidence: float = CONFIDENCE,
+) -> Summary:
+    """Median, IQR, mean, rate, the kind's interval and (with a `horizon`) the restricted mean of one group.
+
+    `seeds` is the number of runs in the group (default: the number of values), so a column summarised over
+    the runs that report it can say "n of seeds".
+    """
+    n = len(values)
+    total = n if seeds is None else seeds
     count = int(sum(censored))
     if n == 0:
-        return Summary(n=0, censored=count)
+        return Summary(n=0, censored=count, seeds=total)
     med_lo, med_hi = quantile_bounds(values, censored, 0.5)
     q1_lo, q1_hi = quantile_bounds(values, censored, 0.25)
     q3_lo, q3_hi = quantile_bounds(values, censored, 0.75)
-    any_censored = any(censored)
+    any_censored = count > 0
     rate: float | None = None
-    interval: tuple[float, float | None] | None
+    interval: tuple[float | None, float | None] | None
+    method: IntervalMethod | None
     if kind == "rate":
         rate = float(np.mean(values))
-        interval = bootstrap_interval(values, "mean", seed=seed)
+        interval, method = wilson_interval(int(round(rate * n)), n, confidence), "wilson"
     elif kind == "median_iqr":
-        interval = bootstrap_interval(values, "median", censored=censored, seed=seed)
+        interval, method = median_interval(values, censored, confidence), "order statistics"
     elif any_censored:
-        interval = None
+        interval, method = None, None
     else:
-        interval = bootstrap_interval(values, "mean", seed=seed)
+        interval, method = t_interval(values, confidence), "t"
     return Summary(
         n=n,
         censored=count,
-        median=med_lo,
+        seeds=total,
+        median=_finite(med_lo),
         median_censored=med_lo != med_hi,
-        iqr=(q1_lo, q3_lo),
+        median_upper=_finite(med_hi),
+        iqr=(_finite(q1_lo), _finite(q3_lo)),
         iqr_censored=(q1_lo != q1_hi, q3_lo != q3_hi),
         mean=None if any_censored else float(np.mean(values)),
         rate=rate,
         interval=interval,
+        interval_method=method if interval is not None else None,
+        restricted_mean=None if horizon is None else restricted_mean(values, censored, horizon),
     )
 
 
@@ -204,72 +263,34 @@ def central(kind: Kind, summary: Summary) -> float | None:
     return summary.mean
 
 
-# ------------------------------------------------------------------------------------------------ comparison
+# ------------------------------------------------------------------------------------------------ errors
 
 
-def compare(
-    kind: Kind,
-    direction: Direction,
-    method: Observations,
-    reference: Observations,
-    *,
-    seed: int = 0,
-    samples: int = BOOTSTRAP_SAMPLES,
-    confidence: float = CONFIDENCE,
-) -> Comparison | None:
-    """Does the method differ from the reference beyond the bootstrap interval of the difference?
+def as_error(kind: ErrorKind, value: float | None, censored: bool = False) -> float:
+    """A value read as an error (lower is better, 0 is exact): ``time`` — the value, +inf when not reached;
+    ``one_minus`` — 1 - value; ``value`` — the value. A missing value is +inf (never within any ratio)."""
+    if value is None or (kind == "time" and censored):
+        return math.inf
+    return 1.0 - value if kind == "one_minus" else value
 
-    Paired by seed when at least :data:`MIN_SEEDS_FOR_VERDICT` seeds are shared (the protocol fixes the split
-    per seed, so seed s of both methods saw the same data): the same resampled seeds are used for both.
-    Otherwise the two groups are resampled independently. The statistic is the kind's central one (median,
-    or mean for every other kind, a rate being the mean of 0/1 values); with censored values the difference is
-    bracketed by (lower bound of method - upper bound of reference, upper - lower).
-    None when either side has fewer than :data:`MIN_SEEDS_FOR_VERDICT` observations.
+
+def error_floor(errors: Iterable[float]) -> float:
+    """:data:`ERROR_EPSILON` times the scale of these errors (the largest finite one; 1 when all are 0)."""
+    finite = [abs(e) for e in errors if math.isfinite(e)]
+    scale = max(finite, default=0.0)
+    return ERROR_EPSILON * (scale if scale > 0 else 1.0)
+
+
+def normalised_score(error: float, reference_error: float, floor: float) -> float:
+    """A run's score relative to the reference: reference error / run error, both floored at `floor`, clipped
+    to [0, :data:`SCORE_CLIP`]; 1 = as good as the reference, higher is better, not reached scores 0.
+
+    A ratio (not a log ratio) keeps "1 = the reference" and "0 = nothing", which the IQM's literature reads;
+    the floor and the clip keep an exact answer from exploding it.
     """
-    common = sorted(set(method.seeds) & set(reference.seeds))
-    rng = np.random.default_rng(seed)
-    if len(common) >= MIN_SEEDS_FOR_VERDICT:
-        mi = {s: i for i, s in enumerate(method.seeds)}
-        ri = {s: i for i, s in enumerate(reference.seeds)}
-        m_v = np.array([method.values[mi[s]] for s in common])
-        m_c = np.array([method.censored[mi[s]] for s in common])
-        r_v = np.array([reference.values[ri[s]] for s in common])
-        r_c = np.array([reference.censored[ri[s]] for s in common])
-        idx = rng.integers(0, len(common), size=(samples, len(common)))
-        m_idx, r_idx, paired = idx, idx, True
-    elif len(method.values) >= MIN_SEEDS_FOR_VERDICT and len(reference.values) >= MIN_SEEDS_FOR_VERDICT:
-        m_v, m_c = np.array(method.values), np.array(method.censored)
-        r_v, r_c = np.array(reference.values), np.array(reference.censored)
-        m_idx = rng.integers(0, len(m_v), size=(samples, len(m_v)))
-        r_idx = rng.integers(0, len(r_v), size=(samples, len(r_v)))
-        paired = False
-    else:
-        return None
-    m_lo, m_hi = _stat_bounds(kind, m_v[m_idx], m_c[m_idx])
-    r_lo, r_hi = _stat_bounds(kind, r_v[r_idx], r_c[r_idx])
-    with np.errstate(invalid="ignore"):
-        d_lo = m_lo - r_hi
-        d_hi = m_hi - r_lo
-    d_lo = np.where(np.isnan(d_lo), -np.inf, d_lo)
-    d_hi = np.where(np.isnan(d_hi), np.inf, d_hi)
-    alpha = (1 - confidence) / 2
-    lo = _inf_quantile(d_lo, alpha)
-    hi = _inf_quantile(d_hi, 1 - alpha)
-    if lo > 0:
-        verdict: Verdict = "worse" if direction == "min" else "better"
-    elif hi < 0:
-        verdict = "better" if direction == "min" else "worse"
-    else:
-        verdict = "tie"
-    return Comparison(verdict, paired, None if math.isinf(lo) else lo, None if math.isinf(hi) else hi)
-
-
-def _stat_bounds(kind: Kind, vals: np.ndarray, cens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per bootstrap sample, lower and upper bound of the kind's central statistic."""
-    high = np.where(cens, np.inf, vals)
-    if kind == "median_iqr":
-        return _batched_quantile(vals, 0.5), _batched_quantile(high, 0.5)
-    return vals.mean(axis=1), high.mean(axis=1)
+    if not math.isfinite(error):
+        return 0.0
+    return float(min(SCORE_CLIP, max(reference_error, floor) / max(error, floor)))
 
 
 # ------------------------------------------------------------------------------------------- across tasks
@@ -290,7 +311,11 @@ def stratified_bootstrap_iqm(
     samples: int = BOOTSTRAP_SAMPLES,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float] | None:
-    """rliable's stratified bootstrap: resample runs within each task, pool, take the IQM; percentile interval."""
+    """rliable's stratified bootstrap: resample runs within each task, pool, take the IQM; percentile interval.
+
+    (Across tasks the pool holds every run of every task, where the percentile bootstrap is what rliable
+    validated; per task, with a handful of seeds, this package uses the intervals above instead.)
+    """
     tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values() if len(v)]
     if not tasks or sum(len(t) for t in tasks) < 2:
         return None
@@ -302,39 +327,31 @@ def stratified_bootstrap_iqm(
 
 
 def performance_profile(
-    values: Mapping[str, Mapping[str, float | None]],
-    direction: Direction,
+    errors: Mapping[str, Mapping[str, float | None]],
     taus: Sequence[float],
 ) -> dict[str, list[float]]:
     """Dolan–Moré performance profile: for each method, the fraction of tasks within `tau` of the best.
 
-    `values[method][task]` is the method's value on the task (None or inf: did not finish, never within any
-    tau). The ratio to the best is value/best for "min" metrics and best/value for "max" metrics, so 1 is
-    the best and larger is worse. Tasks no method finished are left out.
+    `errors[method][task]` is the method's error on the task (lower is better, 0 exact; None or inf: not
+    reached, never within any tau). Errors are floored at :func:`error_floor` of the task, so an exact
+    answer is the best and the ratio error / best error is finite. Tasks no method has a finite error on
+    are left out.
     """
-    tasks = sorted({t for per in values.values() for t in per})
-    ratios: dict[str, list[float]] = {m: [] for m in values}
+    tasks = sorted({t for per in errors.values() for t in per})
+    ratios: dict[str, list[float]] = {m: [] for m in errors}
     counted = 0
     for task in tasks:
-        finite: dict[str, float] = {}
-        for m, per in values.items():
-            v = per.get(task)
-            if v is not None and math.isfinite(float(v)):
-                finite[m] = float(v)
-        if not finite:
+        per_task = {m: (math.inf if (e := per.get(task)) is None else float(e)) for m, per in errors.items()}
+        if not any(math.isfinite(e) for e in per_task.values()):
             continue
         counted += 1
-        best = min(finite.values()) if direction == "min" else max(finite.values())
-        for m in values:
-            value = finite.get(m)
-            if value is None:
-                ratios[m].append(math.inf)
-            elif direction == "min":
-                ratios[m].append(1.0 if value == best else (value / best if best > 0 else math.inf))
-            else:
-                ratios[m].append(1.0 if value == best else (best / value if value > 0 else math.inf))
+        floor = error_floor(per_task.values())
+        floored = {m: max(e, floor) for m, e in per_task.items()}
+        best = min(floored.values())
+        for m, e in floored.items():
+            ratios[m].append(1.0 if e == best else e / best)
     if counted == 0:
-        return {m: [0.0 for _ in taus] for m in values}
+        return {m: [0.0 for _ in taus] for m in errors}
     return {m: [sum(r <= tau for r in rs) / counted for tau in taus] for m, rs in ratios.items()}
 
 

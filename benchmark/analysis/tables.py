@@ -5,11 +5,15 @@ number reads the same everywhere; they differ only in how they draw the grid (:m
 
 Every table has all columns (:attr:`Table.columns`); :attr:`Table.default_keys` names the few that make a
 readable default in 120 terminal columns (the primary metric with its interval, the success rate, the verdict
-against the reference, FLOPs and wall time; the interval of the difference is in the full table), and
-:meth:`Table.select` picks any subset by key. Keys are stable names for ``--columns``:
+against the reference with its Holm-adjusted p, FLOPs and wall time; the interval of the difference is in the
+full table), and :meth:`Table.select` picks any subset by key. Keys are stable names for ``--columns``:
 ``rank``, ``method``, the metric of each family column (e.g. ``steps_to_target``; ``primary`` names the
-primary one), ``success``, ``seeds``, ``not_ok``, ``vs_ref``, ``diff``, ``cost``, ``flops``, ``wall``,
-``version``, ``date``.
+primary one), ``success``, ``seeds``, ``not_ok``, ``vs_ref``, ``p``, ``paired``, ``diff``, ``cost``,
+``flops``, ``wall``, ``version``, ``date``.
+
+Every table also carries :attr:`Table.notes`: which rule each shown column applied to seeds that did not
+finish ok (not reached, a floor, or left out with ``n=k/N`` in the cell), how verdicts are reached, and the
+table's minimum detectable effect at its seed count.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from phenomena_bench.analysis.rows import Row, by_table
+from phenomena_bench.analysis.comparison import ALPHA, MIN_PAIRED_SEEDS, POWER
+from phenomena_bench.analysis.rows import Row, by_table, seed_rule
 from phenomena_bench.analysis.statistics import Summary, central
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.family import STATUSES, Column
@@ -48,16 +53,26 @@ def format_number(value: float | None, digits: int = 3) -> str:
 
 def format_summary(col: Column, s: Summary) -> str:
     """The text of one column's cell: 'median [q1, q3]', 'mean [lo, hi]', 'k/n (p%)' or 'mean'; '≥' marks a
-    value that censoring makes a lower bound."""
+    value that censoring makes a lower bound, 'not reached' a median no seed gives a finite value for. A
+    column summarised over the runs that report it adds 'n=k/N' when some seeds did not."""
+    text = _summary_text(col, s)
+    if s.n and s.seeds > s.n and seed_rule(col) == "reporting":
+        text += f" n={s.n}/{s.seeds}"
+    return text
+
+
+def _summary_text(col: Column, s: Summary) -> str:
     d = col.digits
     if s.n == 0:
         return "–"
     if col.kind == "median_iqr":
+        if s.median is None:
+            return "not reached"
         assert s.iqr is not None and s.iqr_censored is not None
         (q1, q3), (c1, c3) = s.iqr, s.iqr_censored
         return (
             f"{'≥' if s.median_censored else ''}{format_number(s.median, d)} "
-            f"[{'≥' if c1 else ''}{format_number(q1, d)}, {'≥' if c3 else ''}{format_number(q3, d)}]"
+            f"[{_bound_text(q1, c1, d)}, {_bound_text(q3, c3, d)}]"
         )
     if col.kind == "rate":
         rate = s.rate or 0.0
@@ -66,12 +81,25 @@ def format_summary(col: Column, s: Summary) -> str:
         return "censored"
     if col.kind == "mean_ci" and s.interval:
         lo, hi = s.interval
-        return f"{format_number(s.mean, d)} [{format_number(lo, d)}, {format_number(hi, d)}]"
+        return f"{format_number(s.mean, d)} {format_interval(lo, hi, d)}"
     return format_number(s.mean, d)
 
 
+def _bound_text(value: float | None, censored: bool, digits: int) -> str:
+    if value is None:
+        return "∞"
+    return f"{'≥' if censored else ''}{format_number(value, digits)}"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value in two significant figures ('<0.001' below that)."""
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def format_interval(low: float | None, high: float | None, digits: int = 3) -> str:
-    """'[lo, hi]' with an unbounded end shown as -∞ or ∞."""
+    """'[lo, hi]' with an unbounded (or undefined) end shown as -∞ or ∞."""
     lo = "-∞" if low is None else format_number(low, digits)
     hi = "∞" if high is None else format_number(high, digits)
     return f"[{lo}, {hi}]"
@@ -129,6 +157,39 @@ class Table:
     columns: tuple[TableColumn, ...]
     rows: tuple[TableRow, ...]
     default_keys: tuple[str, ...]
+    #: (key, header, rule) of each family column: what a seed that did not finish ok counts as.
+    seed_rules: tuple[tuple[str, str, str], ...] = ()
+    #: The table's minimum detectable effect (None: underpowered or no comparison) at `mde_seeds` pairs.
+    mde: float | None = None
+    mde_seeds: int = 0
+    mde_digits: int = 3
+    comparisons: int = 0
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Prose lines under the table: the not-ok rule of each shown column, the verdict rule and the MDE."""
+        shown = set(self.keys)
+        groups: dict[str, list[str]] = {}
+        for key, header, rule in self.seed_rules:
+            if key in shown:
+                groups.setdefault(rule, []).append(header)
+        out = []
+        if groups:
+            out.append("not-ok seeds: " + "; ".join(f"{rule} ({', '.join(h)})" for rule, h in groups.items()))
+        if self.comparisons:
+            out.append(
+                f"verdict vs {self.reference_method}: exact sign-flip test on seed-paired differences of "
+                f"{self.primary_metric}, Holm-adjusted over {self.comparisons} method(s), p < {ALPHA:g}; "
+                f"needs >= {MIN_PAIRED_SEEDS} paired seeds, else underpowered"
+            )
+            if self.mde is None:
+                out.append(f"MDE at {self.mde_seeds} paired seeds: none (underpowered)")
+            else:
+                out.append(
+                    f"MDE at {self.mde_seeds} paired seeds ({POWER:.0%} power, alpha {ALPHA:g}): "
+                    f"{format_number(self.mde, self.mde_digits)} in {self.primary_metric}"
+                )
+        return tuple(out)
 
     @property
     def heading(self) -> str:
@@ -183,8 +244,10 @@ def build_table(rows: Sequence[Row]) -> Table:
     columns += [
         TableColumn("seeds", "seeds", numeric=True),
         TableColumn("not_ok", "not ok"),
-        TableColumn("vs_ref", "vs ref"),
-        TableColumn("diff", "Δ vs ref", "95% CI", numeric=True),
+        TableColumn("vs_ref", "vs ref", "Holm p"),
+        TableColumn("p", "p", "Holm", numeric=True),
+        TableColumn("paired", "paired", "seeds", numeric=True),
+        TableColumn("diff", "Δ vs ref", "mean, 95% t", numeric=True),
         TableColumn("cost", "cost"),
     ]
     if flops:
@@ -207,7 +270,19 @@ def build_table(rows: Sequence[Row]) -> Table:
         columns=tuple(columns),
         rows=body,
         default_keys=tuple(k for k in default if k in {c.key for c in columns}),
+        seed_rules=tuple((c.metric, c.header, _rule_text(c)) for c in cols),
+        mde=first.mde,
+        mde_seeds=first.mde_seeds,
+        mde_digits=prim.digits,
+        comparisons=sum(r.vs_reference is not None for r in rows),
     )
+
+
+def _rule_text(col: Column) -> str:
+    rule = seed_rule(col)
+    if rule == "floor":
+        return f"floor {format_number(col.floor)}"
+    return "left out, n shown" if rule == "reporting" else rule
 
 
 def _success_column(row: Row) -> str | None:
@@ -225,7 +300,9 @@ def _cell(r: Row, key: str, cols: Sequence[Column], flops: Sequence[str], other_
         s = r.cells[col.metric]
         value = central(col.kind, s) if s.n else None
         censored = col.kind == "median_iqr" and s.median_censored
-        # a censored value sorts after every observed one in its direction
+        # a censored value sorts after every observed one in its direction; a median never reached last
+        if value is None and censored and s.n:
+            value, censored = 1e300, False
         sort = None if value is None else value + (1e300 if censored and value >= 0 else 0)
         return TableCell(format_summary(col, s), sort)
     if key == "rank":
@@ -242,16 +319,27 @@ def _cell(r: Row, key: str, cols: Sequence[Column], flops: Sequence[str], other_
     if key == "vs_ref":
         if r.is_reference:
             return TableCell("reference", "reference", "muted")
-        if r.vs_reference is None:
-            return TableCell("–")
-        v = r.vs_reference.verdict
-        text = f"{v} ({'paired' if r.vs_reference.paired else 'unpaired'})"
-        return TableCell(text, text, "better" if v == "better" else "worse" if v == "worse" else "")
-    if key == "diff":
         c = r.vs_reference
         if c is None:
             return TableCell("–")
-        return TableCell(format_interval(c.diff_low, c.diff_high, r.primary_column.digits), c.diff_low)
+        if c.verdict == "underpowered":
+            text = f"underpowered n={c.n_paired}"
+        else:
+            text = f"{c.verdict} p={format_p(c.p_adjusted)}"
+        return TableCell(text, text, "better" if c.verdict == "better" else "worse" if c.verdict == "worse" else "")
+    if key == "p":
+        p = r.vs_reference.p_adjusted if r.vs_reference else None
+        return TableCell(format_p(p), p)
+    if key == "paired":
+        n = r.vs_reference.n_paired if r.vs_reference else None
+        return TableCell("–" if n is None else str(n), n)
+    if key == "diff":
+        c = r.vs_reference
+        if c is None or c.diff_mean is None:
+            return TableCell("–")
+        d = r.primary_column.digits
+        text = f"{format_number(c.diff_mean, d)} {format_interval(c.diff_low, c.diff_high, d)}"
+        return TableCell(text, c.diff_mean)
     if key == "cost":
         parts = [f"{n}={format_number(x)}" for n in other_cost if (x := r.cost.metrics.get(n)) is not None]
         return TableCell(" ".join(parts) or "–", " ".join(parts) or None)

@@ -2,12 +2,22 @@
 
 Every user error (bad spec, unknown method, corrupt store, bad argument) is printed as one line naming what
 and where, with a non-zero exit; a traceback only with ``--debug``.
+
+Only `publish` and `pull` talk to the Hub, so only they keep Hub tokens (and other credential-looking
+variables, :func:`phenomena_bench.core.redact.is_secret`) in their environment. Every other subcommand drops
+them before it does anything: from ``os.environ``, and, because ``/proc/<pid>/environ`` shows the
+environment a process was *started* with (which any process of the same user, a method's worker included,
+can read), by re-executing itself with the cleaned environment when it inherited any (once: the marker
+variable :data:`SCRUBBED_ENV` stops a loop). The values are remembered for redaction first.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from phenomena_bench import __version__
 from phenomena_bench.cli import (
@@ -23,8 +33,37 @@ from phenomena_bench.cli import (
 )
 from phenomena_bench.cli.options import EXIT_INTERRUPTED, EXIT_USER_ERROR
 from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.redact import remember_secrets, secret_names
 
 SUBCOMMANDS = (tasks, validate, methods, schema, run, show, check_submission, leaderboard, publish)
+#: The subcommands that may hold a Hub token.
+TOKEN_COMMANDS = frozenset({"publish", "pull"})
+#: Set in the environment of a process re-executed without its secrets (so it never re-executes again).
+SCRUBBED_ENV = "PHENOMENA_BENCH_ENV_SCRUBBED"
+
+
+def startup_environment() -> Mapping[str, str]:
+    """The environment this process was started with, as others see it (Linux), else ``os.environ``."""
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return os.environ
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
+
+
+def drop_secrets(reexec: bool) -> None:
+    """Remove secrets from this process's environment; re-execute without them if it was started with them."""
+    names = secret_names(os.environ)
+    remember_secrets(os.environ[n] for n in names)
+    for name in names:
+        del os.environ[name]
+    inherited = secret_names(startup_environment())
+    if reexec and inherited and not os.environ.get(SCRUBBED_ENV) and getattr(sys, "orig_argv", None):
+        env = {**os.environ, SCRUBBED_ENV: "1"}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in TOKEN_COMMANDS:
+        # A command line of its own (argv None) is this process: re-executing it is safe. A caller that
+        # passes argv (a test, an embedding program) keeps its process; only os.environ is cleaned.
+        drop_secrets(reexec=argv is None)
     try:
         for option in ("workers", "seeds"):
             value = getattr(args, option, None)

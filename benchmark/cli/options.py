@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.seeds import DEV_SEED_BASE
 from phenomena_bench.core.spec import TIER_NAMES
 from phenomena_bench.store import STORE_ENV, RunRecord, Store, default_store_path
 
@@ -117,6 +118,16 @@ def add_seeds(parser: argparse.ArgumentParser, default: int | None = None) -> No
         type=int,
         default=default,
         help="number of seeds, 0..N-1 (default: the tier's)",
+    )
+
+
+def add_dev(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help=f"run development seeds {DEV_SEED_BASE:_} + 0..N-1 instead of the scoring seeds 0..N-1 (for tuning "
+        "and pilots: they share no split, bag or checkpoint with a scoring seed, and the leaderboard shows only "
+        "scoring seeds); --seeds still sets N",
     )
 
 

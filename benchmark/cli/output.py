@@ -1,7 +1,9 @@
 """Printing results: the aggregated tables (terminal, Markdown) or the typed rows as JSON.
 
 The terminal table shows the default columns (readable in 120 columns); ``--wide`` shows every column and
-``--columns a,b`` picks columns by key (see :mod:`phenomena_bench.analysis.tables`).
+``--columns a,b`` picks columns by key (see :mod:`phenomena_bench.analysis.tables`). The JSON gives every
+row its ``verdict``, Holm-adjusted ``p_value``, ``n_paired``, ``diff_interval`` (with ``interval_method``) and
+its table's ``mde`` at ``mde_seeds`` paired seeds.
 """
 
 from __future__ import annotations
@@ -30,18 +32,23 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="A,B",
         help="show these columns (keys such as rank, method, primary, a metric name, success, seeds, not_ok, "
-        "vs_ref, diff, cost, flops, wall, version, date); method is always shown",
+        "vs_ref, p, paired, diff, cost, flops, wall, version, date); method is always shown",
     )
 
 
 def print_results(
-    records: list[RunRecord], fmt: str, *, wide: bool = False, columns: Sequence[str] | None = None
+    records: list[RunRecord],
+    fmt: str,
+    *,
+    wide: bool = False,
+    columns: Sequence[str] | None = None,
+    include_dev: bool = False,
 ) -> None:
     from phenomena_bench.analysis.rows import aggregate
     from phenomena_bench.analysis.tables import build_tables, choose_columns
     from phenomena_bench.report import markdown, terminal
 
-    rows = aggregate(records)
+    rows = aggregate(records, include_dev=include_dev)
     if fmt == "json":
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=1))
         return

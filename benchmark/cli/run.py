@@ -7,6 +7,7 @@ import sys
 
 from phenomena_bench.cli.options import (
     EXIT_RUNS_FAILED,
+    add_dev,
     add_execution,
     add_format,
     add_method_selection,
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--suite", default=None, help="a named list of tasks from suites.yaml (e.g. default)")
     add_tier(parser, "default")
     add_seeds(parser)
+    add_dev(parser)
     parser.add_argument("--hp", action="append", metavar="KEY=VALUE", help="override a hyperparameter of the method(s)")
     parser.add_argument("--retry-failed", action="store_true", help="redo runs stored as failed or timeout")
     add_format(parser)
@@ -56,7 +58,16 @@ def run(args: argparse.Namespace) -> int:
     if args.suite:
         wanted += suite_task_ids(folders, all_tasks, args.suite)
     tasks = select_tasks(all_tasks, wanted)
-    plan = plan_runs(tasks, args.method, args.tier, store, seeds_of(args), hyperparameters(args.hp), args.retry_failed)
+    plan = plan_runs(
+        tasks,
+        args.method,
+        args.tier,
+        store,
+        seeds_of(args),
+        hyperparameters(args.hp),
+        args.retry_failed,
+        dev=args.dev,
+    )
     device = resolve_device(args.device)
     for problem in plan.corrupt:
         print(f"warning: {problem}; redoing that run", file=sys.stderr)
@@ -68,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     failed = execute(plan.todo, args, store, device)
     wanted_keys = set(plan.all_keys)
     print_results(
-        [r for r in store.records() if r.key in wanted_keys], args.format, wide=args.wide, columns=args.columns
+        [r for r in store.records() if r.key in wanted_keys],
+        args.format,
+        wide=args.wide,
+        columns=args.columns,
+        include_dev=args.dev,
     )
     if failed:
         print(

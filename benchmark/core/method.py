@@ -11,16 +11,24 @@ hyperparameter model, and implements that base's abstract hooks::
 
 Its *identity* (name, family, version and every hyperparameter value, defaults included) is recorded with
 every run and enters the run key, so changing a default can never keep serving an old result.
+
+Everything a hook returns is checked by the harness before it counts (:func:`checked_count`,
+:func:`checked_real`, :func:`checked_flops`): a value of the wrong type or outside its domain (a negative
+step count, NaN FLOPs) fails the run with a :class:`MethodError` naming the hook and the value, rather than
+being recorded as a forged score.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC
 from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from phenomena_bench.core.errors import MethodError
+from phenomena_bench.core.text import printable
 
 
 class NoHyperparameters(BaseModel):
@@ -89,3 +97,49 @@ class Method(ABC, Generic[HP]):
         if not changed:
             return self.name
         return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as an error message shows it: its repr, printable, cut to `limit` characters."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not turn a clear MethodError into a crash
+        text = f"<{type(value).__name__}>"
+    text = printable(text).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def bad_output(method: str, hook: str, value: object, expected: str) -> MethodError:
+    """The error for a hook that returned `value` where `expected` was due (one line, names both)."""
+    return MethodError(f"method {method!r}: {hook} returned {shown(value)}; expected {expected}")
+
+
+def checked_count(value: object, method: str, hook: str, low: int, high: int) -> int:
+    """`value` as an int in ``low..high`` (a step count, a budget): an int, or a MethodError naming it.
+
+    Only integers count (``bool`` and ``3.0`` are refused): a count the harness would have to round is a
+    bug in the method, and rounding NaN or infinity would crash the harness instead.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise bad_output(method, hook, value, f"an int in {low}..{high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise bad_output(method, hook, value, f"an int in {low}..{high}")
+    return number
+
+
+def checked_real(
+    value: object, method: str, hook: str, low: float = -math.inf, high: float = math.inf, what: str = "a number"
+) -> float:
+    """`value` as a finite float in ``[low, high]``, or a MethodError naming the hook and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise bad_output(method, hook, value, f"{what} (a finite real in [{low}, {high}])")
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        raise bad_output(method, hook, value, f"{what} (a finite real in [{low}, {high}])")
+    return number
+
+
+def checked_flops(value: object, method: str, hook: str) -> float:
+    """A declared FLOP count: finite and >= 0."""
+    return checked_real(value, method, hook, 0.0, math.inf, what="a FLOP count")

@@ -6,24 +6,31 @@ via the exported JSON Schema) agrees on what a valid spec is. The family-specifi
 subclass of :class:`TaskSpec` (``families/<family>/spec.py``) and :mod:`phenomena_bench.registry` builds the
 union from the installed families. This module imports no family.
 
-A spec carries three tiers (`smoke`, `default`, `full`). A tier overrides *sizes* — fields of `data`,
-`model`, `training`, the number of seeds and the time limit — never the protocol (`evaluation`). A tier is
-resolved by deep-merging its overrides into the base spec and validating the result with the same strict
-model, so an override that breaks a constraint is reported like any other field error.
+A spec carries three tiers (`smoke`, `default`, `full`). A tier overrides *sizes* — the fields of `data`,
+`model` and `training` that each section lists in its ``TIER_SIZES``, the number of seeds and the time
+limit — never the protocol (`evaluation`) nor a field that defines the task (the operation, the dataset,
+the learning rate of a fixed recipe...). Restating such a field with its base value is allowed (it changes
+nothing); changing it is an error naming the field. A tier is resolved by merging its overrides into the
+base spec and validating the result with the same strict model, so an override that breaks a constraint
+is reported like any other field error.
+
+Validation is strict, as the models promise: `true`, `"3"` or `3.0` where a whole number is expected are
+errors, not coerced. Loading is bounded (:mod:`phenomena_bench.core.yaml_safe`: no aliases, a depth and a
+size limit, duplicate keys refused) and at most :data:`MAX_PROBLEMS` problems are reported per file.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from phenomena_bench.core.errors import SpecError
+from phenomena_bench.core.yaml_safe import load_bounded, read_bounded
 
 TierName = Literal["smoke", "default", "full"]
 TIER_NAMES: tuple[TierName, ...] = ("smoke", "default", "full")
@@ -31,12 +38,20 @@ TIER_NAMES: tuple[TierName, ...] = ("smoke", "default", "full")
 # Fields that describe a task for readers but cannot change a result: left out of the run key, so fixing a
 # typo in a description does not invalidate finished runs.
 PROSE_FIELDS = frozenset({"title", "description", "references"})
+#: Problems reported per file; the rest are counted (400,000 misspelt keys must not print 400,000 lines).
+MAX_PROBLEMS = 20
+TIER_SECTIONS = ("data", "model", "training")
 
 
 class StrictModel(BaseModel):
-    """Base for every spec section: unknown keys and silent type coercion are errors."""
+    """Base for every spec section: unknown keys and silent type coercion are errors.
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    ``TIER_SIZES`` names the fields a tier may change (sizes and budgets); every other field is fixed by
+    the task. A section that does not list any keeps all its fields fixed.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset()
 
 
 class Reference(StrictModel):
@@ -89,22 +104,47 @@ class TaskSpec(StrictModel):
         return self.model_dump(mode="json", exclude=set(PROSE_FIELDS) | {"tiers"})
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override`'s keys replaced (one level: a tier names whole field values).
+
+    Nothing is copied or walked: the override's values are handed to validation as they are, so a value
+    built to be huge when expanded is rejected by its field's type without being expanded.
+    """
+    return {**base, **override}
+
+
+def tier_problems(spec: TaskSpec, tier: TierName) -> list[str]:
+    """A tier changing a field its section does not list in ``TIER_SIZES`` (restating the base value is fine)."""
+    override = spec.tiers[tier]
+    problems: list[str] = []
+    for section in TIER_SECTIONS:
+        base = getattr(spec, section, None)
+        if not isinstance(base, BaseModel):
+            continue
+        allowed: frozenset[str] = getattr(type(base), "TIER_SIZES", frozenset())
+        fields = type(base).model_fields
+        current = base.model_dump(mode="json")
+        for key, value in getattr(override, section).items():
+            if key in allowed or key not in fields or value == current.get(key):
+                continue  # a size, an unknown key (validation names it), or the base value restated
+            sizes = ", ".join(sorted(allowed)) or "none"
+            problems.append(
+                f"tiers.{tier}.{section}.{key}: a tier may change only sizes ({section}: {sizes}); {key} is fixed "
+                f"by the task (fix: remove it from the tier, or write a separate task)"
+            )
+    return problems
 
 
 def resolve_tier(spec: TaskSpec, tier: TierName, source: str | None = None) -> TaskSpec:
     override = spec.tiers[tier]
-    raw = spec.model_dump(mode="json")
+    problems = tier_problems(spec, tier)
+    if problems:
+        raise SpecError(source or spec.id, cap_problems(problems))
+    raw = spec.model_dump(mode="json", exclude={"tiers"})
     raw["tiers"] = {}
-    for section in ("data", "model", "training"):
-        raw[section] = _deep_merge(raw[section], getattr(override, section))
+    for section in TIER_SECTIONS:
+        if isinstance(raw.get(section), dict):
+            raw[section] = _merge(raw[section], getattr(override, section))
     for name in ("seeds", "time_limit_s"):
         if getattr(override, name) is not None:
             raw[name] = getattr(override, name)
@@ -113,6 +153,13 @@ def resolve_tier(spec: TaskSpec, tier: TierName, source: str | None = None) -> T
     except ValidationError as err:
         problems = format_validation_error(err, prefix=f"tiers.{tier}", model=type(spec))
         raise SpecError(source or spec.id, problems) from None
+
+
+def cap_problems(problems: list[str], limit: int = MAX_PROBLEMS) -> list[str]:
+    """The first `limit` problems, and one line counting the rest."""
+    if len(problems) <= limit:
+        return problems
+    return [*problems[:limit], f"... and {len(problems) - limit} more problem(s) (fix the ones above first)"]
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -132,6 +179,7 @@ _FIXES: dict[str, str] = {
     "url_parsing": "write a full http(s) URL",
     "url_scheme": "write a full http(s) URL",
     "string_pattern_mismatch": "use lower-case letters, digits, '-', '_', '.', and '/' between parts",
+    "value_error": "change the value(s) the message names",
 }
 
 
@@ -167,7 +215,8 @@ def format_validation_error(
     model) has the tag as its first location element, not a field: it is used to find the member model.
     """
     problems = []
-    for error in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for error in errors[:MAX_PROBLEMS]:
         loc = [str(p) for p in error["loc"]]
         root = model
         if root is None and union_members and loc and loc[0] in union_members and len(loc) > 1:
@@ -176,6 +225,8 @@ def format_validation_error(
         path = ".".join(([prefix] if prefix else []) + loc) or "<top level>"
         allowed = _allowed_keys(root, loc[:-1]) if error["type"] == "extra_forbidden" else None
         problems.append(f"{path}: {error['msg']} (fix: {_fix_for(error, allowed)})")
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"... and {len(errors) - MAX_PROBLEMS} more problem(s) (fix the ones above first)")
     return problems
 
 
@@ -193,23 +244,36 @@ def _allowed_keys(model: type[BaseModel] | None, loc: list[str]) -> list[str] | 
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Read a YAML file that must hold one mapping; every failure is a :class:`SpecError` naming the file."""
+    """Read a YAML file that must hold one mapping; every failure is a :class:`SpecError` naming the file.
+
+    Loading is bounded (size, depth, no aliases, no duplicate keys); anything else that goes wrong while
+    reading (a number too long to convert, recursion, memory) is one line naming the file too.
+    """
     source = str(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_bounded(path).decode("utf-8")
     except FileNotFoundError:
         raise SpecError(source, ["file not found (fix: check the path)"]) from None
     except IsADirectoryError:
         raise SpecError(source, ["is a directory, not a YAML file (fix: name a .yaml file)"]) from None
     except UnicodeDecodeError as err:
         raise SpecError(source, [f"not UTF-8 text (byte {err.start}) (fix: save the file as UTF-8)"]) from None
+    except yaml.YAMLError as err:
+        raise SpecError(source, [f"{getattr(err, 'problem', err)} (fix: a task spec is a few KB of YAML)"]) from None
+    except OSError as err:
+        raise SpecError(source, [f"cannot be read ({err.strerror or err}) (fix: check the path)"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_bounded(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(source, [f"{where}invalid YAML: {problem} (fix: correct the YAML syntax)"]) from None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise SpecError(
+            source, [f"cannot be loaded: {type(err).__name__}: {reason} (fix: simplify the file)"]
+        ) from None
     if data is None:
         raise SpecError(source, ["file is empty (fix: write a task spec mapping; see `phenomena-bench schema`)"])
     if not isinstance(data, dict):

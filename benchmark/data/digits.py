@@ -3,7 +3,7 @@
 The images ship inside scikit-learn, so nothing is downloaded. :func:`digits_raw` reads them once per process
 (pixels 0..16 as float64, labels int64, both read-only so no caller can change what another one sees); the
 hessian family standardises those itself. :func:`digits_scaled` is the [0, 1]-scaled float32 view that the
-multiple-instance bags and the pruning family use. :func:`load_digits_split` adds a seeded split stratified by
+multiple-instance bags and the pruning family use. :func:`_load_digits_split` adds a seeded split stratified by
 class, so every method evaluated with the same seed sees the same train and test images.
 """
 
@@ -47,7 +47,7 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return x.copy(), y.copy()
 
 
-def stratified_indices(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_indices(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices with every class split in the same proportion, sorted, fixed by `seed`."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
@@ -65,8 +65,8 @@ def stratified_indices(y: np.ndarray, test_fraction: float, seed: int) -> tuple[
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> ArraySplit:
-    """Digits split into train and test, stratified by class."""
+def _load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> ArraySplit:
+    """Digits split into train and test, stratified by class. Harness-private: the seed fixes the test split."""
     x, y = digits_scaled()
-    train, test = stratified_indices(y, test_fraction, seed)
+    train, test = _stratified_indices(y, test_fraction, seed)
     return ArraySplit(x[train], y[train], x[test], y[test])

@@ -2,7 +2,8 @@
 
 The inputs are the three tokens ``a b =`` (the ``=`` token is ``p``); the label is the answer in
 ``[0, p)``. The train/held-out split is a random permutation drawn from the seed alone, so every method
-run with the same seed sees exactly the same split (paired comparisons), and the held-out part is every
+run with the same seed sees exactly the same split (paired comparisons; :func:`_make_split` is harness-private), and
+the held-out part is every
 pair not trained on (Power et al. 2022; Nanda et al. 2023).
 """
 
@@ -51,7 +52,9 @@ def all_pairs(operation: Operation, p: int) -> tuple[torch.Tensor, torch.Tensor]
     return x, y
 
 
-def make_split(operation: Operation, p: int, train_fraction: float, seed: int) -> ModularSplit:
+def _make_split(operation: Operation, p: int, train_fraction: float, seed: int) -> ModularSplit:
+    """The seed's train/held-out split. Harness-private: only the grokking harness calls it (a method is never
+    handed the seed that fixes the split, and nothing it is handed returns the held-out pairs)."""
     x, y = all_pairs(operation, p)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(x), generator=generator)

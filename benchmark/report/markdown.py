@@ -1,7 +1,8 @@
 """Results tables as GitHub Markdown (``show --format markdown``, ``leaderboard markdown``, the Hub card).
 
 Method labels, hyperparameters and family headers reach these tables; a label is submission-controlled, so
-every piece of text goes through :func:`md_escape` (the single Markdown escaper) before it enters a table.
+every piece of text goes through :func:`md_escape` (the single Markdown escaper) before it enters a table, and
+loses its control characters on the way (Markdown is printed to terminals too).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from tabulate import tabulate
 from phenomena_bench import __version__
 from phenomena_bench.analysis.rows import FamilySummary
 from phenomena_bench.analysis.tables import Table, format_interval, format_number
+from phenomena_bench.core.text import printable
 
 
 def md_escape(text: str) -> str:
     """Neutralise Markdown/HTML in a cell: submission names may hold pipes, tags or link syntax."""
-    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;")
+    out = printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;")
     out = out.replace(">", "&gt;")
     for ch in "`*_[]":
         out = out.replace(ch, "\\" + ch)
@@ -25,11 +27,12 @@ def md_escape(text: str) -> str:
 
 
 def render(table: Table) -> str:
-    """A level-3 heading and the table."""
+    """A level-3 heading, the table and its notes (one paragraph line each)."""
     headers = [md_escape(c.title) for c in table.columns]
     body = [[md_escape(cell.text) for cell in row.cells] for row in table.rows]
     grid = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
-    return f"### {md_escape(table.heading)}\n\n{grid}"
+    notes = "".join(f"\n\n{md_escape(note)}" for note in table.notes)
+    return f"### {md_escape(table.heading)}\n\n{grid}{notes}"
 
 
 def render_all(tables: Sequence[Table]) -> str:

@@ -39,7 +39,15 @@ import yaml
 from markupsafe import Markup
 
 from phenomena_bench import __version__
-from phenomena_bench.analysis.rows import Families, FamilySummary, Row, aggregate, by_table, family_summary
+from phenomena_bench.analysis.rows import (
+    Families,
+    FamilySummary,
+    Row,
+    aggregate,
+    by_table,
+    family_summary,
+    scoring_records,
+)
 from phenomena_bench.analysis.tables import Table, build_table, format_interval, format_number, format_summary
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.hashing import sha256_hex
@@ -74,11 +82,21 @@ def safe_url(url: Any) -> str | None:
     return url
 
 
+#: What a slug with a hash looks like at its end; a name that already ends like this is hashed too.
+_HASHED = re.compile(r"-[0-9a-f]{8}$")
+
+
 def slug(name: str) -> str:
-    """A file name for a task id or method label: readable, and unique (a hash is added when characters were
-    replaced, so `a/b` and `a-b` do not collide)."""
+    """A file name for a task id or method label: readable, and unique.
+
+    A name made only of ``[a-z0-9_.-]`` (not starting with ``.`` or ``-``, at most 80 characters, not ending
+    in ``-`` and eight hex digits) is its own slug. Any other name gets a cleaned prefix plus ``-`` and eight
+    hex digits of its hash, so two different labels never share a page (`a/b` and `a-b`, `A` and `a`, or a
+    name spelled like another's hashed slug): unhashed slugs never end like hashed ones, and hashed ones
+    differ in the hash.
+    """
     clean = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-.") or "x"
-    if clean != name:
+    if clean != name or len(name) > 80 or _HASHED.search(name):
         clean = f"{clean[:60]}-{sha256_hex(name)[:8]}"
     return clean
 
@@ -228,7 +246,11 @@ def collect(
     families: Mapping[str, Any] | None = None,
     method_descriptions: Mapping[str, str] | None = None,
 ) -> SiteData:
-    """Everything the site shows, computed once; `families` overrides the family registry (tests)."""
+    """Everything the site shows, computed once; `families` overrides the family registry (tests).
+
+    Development seeds never reach the site: not in a table, a plot, a method page or the raw data.
+    """
+    records = scoring_records(records)
     lookup: Families = families
     rows = aggregate(records, lookup)
     summaries = family_summary(rows, records, lookup)
@@ -405,6 +427,7 @@ def task_page(info: TaskInfo, data: SiteData) -> str:
                 "better": "lower" if table.direction == "min" else "higher",
                 "reference": table.reference_method,
                 "table": results_table(table, data.submissions, root),
+                "notes": list(table.notes),
                 "figures": _curve_figures(info.task_id, tier, data.records, [r.method for r in rows]),
             }
         )

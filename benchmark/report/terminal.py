@@ -1,7 +1,13 @@
 """Results tables as plain text for a terminal: readable in :data:`WIDTH` columns with the default columns.
 
 A header goes on two lines (the column's name, then what its cells hold, e.g. ``median [IQR]``), columns are
-two spaces apart, and a long method label wraps onto more lines instead of widening the whole table.
+two spaces apart, and a long method label wraps onto more lines instead of widening the whole table. The
+table's notes (not-ok rule per column, verdict rule, minimum detectable effect) follow it, wrapped at
+:data:`WIDTH`.
+
+Method labels, task ids, tiers and every other text in a table come from run records, which a submission
+controls: every piece goes through :func:`~phenomena_bench.core.text.printable`, so no escape sequence reaches
+the terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from phenomena_bench.analysis.tables import Table
+from phenomena_bench.core.text import printable
 
 WIDTH = 120
 #: A method label longer than this wraps (labels carry non-default hyperparameters and can grow long).
@@ -35,13 +42,13 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 def render(table: Table) -> str:
     """The heading line, a blank line, then the table: headers, a rule, one (or more, when wrapped) line per row."""
-    headers = [[c.header, c.detail] if c.detail else [c.header] for c in table.columns]
+    headers = [[printable(c.header), printable(c.detail)] if c.detail else [printable(c.header)] for c in table.columns]
     body = [
         [
-            textwrap.wrap(cell.text, METHOD_WIDTH, break_on_hyphens=False) or [""]
-            if col.key == "method" and display_width(cell.text) > METHOD_WIDTH
-            else [cell.text]
-            for col, cell in zip(table.columns, row.cells)
+            textwrap.wrap(text, METHOD_WIDTH, break_on_hyphens=False) or [""]
+            if col.key == "method" and display_width(text) > METHOD_WIDTH
+            else [text]
+            for col, text in ((col, _one_line(cell.text)) for col, cell in zip(table.columns, row.cells))
         ]
         for row in table.rows
     ]
@@ -58,10 +65,18 @@ def render(table: Table) -> str:
             for k in range(height)
         ]
 
-    out = [table.heading, "", *lines_of(headers), GAP.join("-" * w for w in widths)]
+    out = [_one_line(table.heading), "", *lines_of(headers), GAP.join("-" * w for w in widths)]
     for cells in body:
         out += lines_of(cells)
+    notes = [line for note in table.notes for line in textwrap.wrap(_one_line(note), WIDTH, subsequent_indent="  ")]
+    if notes:
+        out += ["", *notes]
     return "\n".join(out)
+
+
+def _one_line(text: str) -> str:
+    """Record-derived text made safe for a terminal cell: control characters gone, whitespace one space."""
+    return " ".join(printable(text).split()) if any(c in text for c in "\n\t\r") else printable(text)
 
 
 def render_all(tables: Sequence[Table]) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from phenomena_bench import __version__
-from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.errors import BenchmarkError, MethodError
 from phenomena_bench.core.family import Diverged, RunContext, RunOutcome, Status
+from phenomena_bench.core.text import printable
 from phenomena_bench.registry import get_family, resolve_method
 from phenomena_bench.run.plan import Job, PlannedRun
 from phenomena_bench.store import MethodIdentity, RunRecord
@@ -85,8 +86,9 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
     """Do a job in this process and return one record per run, whatever happens inside the method.
 
     A single run goes through :meth:`Family.run`; several seeds through :meth:`Family.run_batch`, as one
-    program. An exception raised anywhere (the method's code, or the harness on the method's bad output)
-    becomes a `failed` record with the traceback, for every run of the job (in a batch they share the
+    program. A :class:`MethodError` (the harness refusing a method's bad output) becomes a `failed` record with
+    its one-line reason; any other exception raised anywhere becomes a `failed` record with the traceback, for every
+    run of the job (in a batch they share the
     method's code and the program). Each record carries the batch size and an equal share of the wall time,
     so costs stay comparable with runs done alone; the caller decides where the records go.
     """
@@ -115,6 +117,9 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
                 raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
     except Diverged as err:
         outcomes = [RunOutcome.diverged(str(err), err.metrics) for _ in seeds]
+    except MethodError as err:
+        # the harness refused what the method did or returned: its message names the hook and the value
+        outcomes = [RunOutcome(status="failed", error=f"MethodError: {printable(str(err))}") for _ in seeds]
     except Exception as err:
         # the innermost frames are the submission's: keep those when the stack is deep
         error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"

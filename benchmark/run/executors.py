@@ -9,8 +9,10 @@ so no state leaks from the parent or an earlier run), its own process group (so 
 method's children too) and one thread (on a small CPU, two single-thread runs in parallel beat one
 two-thread run). The parent alone writes records, the moment each run ends.
 
-What a worker does not get: the parent's secrets (Hub tokens and other credential-looking variables are
-removed from the environment the worker is started with, so not even ``/proc/self/environ`` shows them), and
+What a worker does not get: the parent's secrets (Hub tokens and other credential-looking variables,
+:func:`phenomena_bench.core.redact.is_secret`, are removed from the environment the worker is started with,
+so not even ``/proc/self/environ`` shows them; the CLI has already re-executed the runner without them, so
+``/proc/<ppid>/environ`` does not either), and
 a life of its own (a watchdog thread kills the worker's process group when the parent dies, even by
 SIGKILL, so an interrupted suite leaves nothing running that a resumed one would duplicate). The time limit
 counts from the moment the worker is ready (interpreter, torch and the family's harness imported), so a slow
@@ -22,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import re
 import signal
 import sys
 import threading
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from phenomena_bench.core.family import Status
+from phenomena_bench.core.redact import is_secret
 from phenomena_bench.run.execute import _now, execute_job, failure_record
 from phenomena_bench.run.plan import Job, PlannedRun
 from phenomena_bench.store import RunRecord
@@ -60,20 +62,6 @@ class Executor(Protocol):
         """Do every job `claim` lets this runner have, calling `on_record` the moment each run ends."""
 
 
-#: Environment variables a worker never sees: Hub tokens by name, and anything that looks like a credential.
-SECRET_NAMES = frozenset(
-    {
-        "HF_TOKEN",
-        "HUGGING_FACE_HUB_TOKEN",
-        "HUGGINGFACE_TOKEN",
-        "HF_API_TOKEN",
-        "HUGGINGFACEHUB_API_TOKEN",
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-        "WANDB_API_KEY",
-    }
-)
-SECRET_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE_KEY", re.IGNORECASE)
 #: How long a worker may take to start (spawn, import torch) before the run is a `timeout`.
 STARTUP_LIMIT_S = 120.0
 
@@ -83,10 +71,6 @@ def claim_job(job: Job, claim: Claim | None) -> Job | None:
     if claim is None:
         return job
     return job.only([run for run in job.runs if claim(run)])
-
-
-def is_secret(name: str) -> bool:
-    return name in SECRET_NAMES or bool(SECRET_PATTERN.search(name))
 
 
 @contextlib.contextmanager

@@ -146,6 +146,7 @@ def execute_plan(
         return True
 
     def record_written(record: RunRecord) -> None:
+        record = record.redacted(store.redaction_paths())  # what is printed below is what is stored
         store.put(record)
         if record.key in claims:
             claims.pop(record.key).release()

@@ -19,6 +19,7 @@ from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.family import Status
 from phenomena_bench.core.hashing import canonical_json, sha256_hex
 from phenomena_bench.core.method import Method
+from phenomena_bench.core.seeds import DEV_SEED_BASE
 from phenomena_bench.core.spec import TaskSpec, TierName
 from phenomena_bench.registry import get_family, method_source, methods_for_family, resolve_method
 from phenomena_bench.store import MethodIdentity, Store
@@ -144,11 +145,15 @@ def plan_runs(
     seeds: int | None = None,
     hyperparameters: dict[str, Any] | None = None,
     retry_failed: bool = False,
+    dev: bool = False,
 ) -> Plan:
     """Expand tasks x methods x seeds at `tier`; every method is checked before any run starts.
 
-    With no `method_refs`, each task gets every installed method of its family.
+    With no `method_refs`, each task gets every installed method of its family. Seeds are the scoring seeds
+    ``0 .. N-1``, or with `dev` the development seeds ``DEV_SEED_BASE + 0 .. N-1`` (tuning and pilots: they
+    share no split, bag or checkpoint with a scoring seed, and the leaderboard never shows them).
     """
+    first_seed = DEV_SEED_BASE if dev else 0
     plan = Plan()
     resolved_methods: dict[str, Method] = {}
     for task in tasks:
@@ -170,7 +175,8 @@ def plan_runs(
             identity = MethodIdentity(
                 **method.identity(), label=method.label(), ref=ref, source=method_source(method)
             ).model_dump(mode="json")
-            for seed in range(seeds if seeds is not None else run_task.seeds):
+            count = seeds if seeds is not None else run_task.seeds
+            for seed in range(first_seed, first_seed + count):
                 key = run_key(run_task, method, seed)
                 plan.all_keys.append(key)
                 if store.has(key):

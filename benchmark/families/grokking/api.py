@@ -12,7 +12,21 @@ supplies the optimizer and may shape gradients::
 
 Each training step the harness computes the mean cross-entropy of one minibatch, calls ``backward()``, then
 :meth:`GrokkingMethod.after_backward`, then ``optimizer.step()`` and, if one was returned, ``scheduler.step()``.
-A method never sees the held-out split.
+A method never sees the held-out split, nor the seed that fixes it.
+
+**Randomness.** A method's random numbers come from its own stream: ``info.rng_seed`` (a one-way function of
+the run seed, never the seed of the split or the initialisation), and torch's, NumPy's and Python's global
+generators are seeded from that stream after the model is initialised and before ``configure``. So a method
+that calls ``torch.randn`` is reproducible, but its draws are unrelated to the data. When several seeds
+train as one program (``batchable``), they share the first run's stream: a batchable method must not draw
+random numbers (its runs would not be independent).
+
+**Checks and costs.** Everything a hook returns is checked before it counts: ``configure`` must return an
+optimizer (and optionally an LR scheduler), ``prepare`` an int between 0 and the step budget,
+``overhead_flops_per_step`` a finite FLOP count >= 0, ``after_backward`` None; anything else fails the run with
+a one-line reason. The harness measures the FLOPs of every hook, of ``optimizer.step()`` and of the scheduler
+(records' ``method_flops``); the wall clock starts before ``configure``, so work done in ``prepare`` (a second
+model trained on the side) is paid for.
 """
 
 from __future__ import annotations
@@ -47,8 +61,13 @@ class TrainingInfo:
     p: int
     #: The torch device the model lives on ("cpu", "cuda", "cuda:1", ...).
     device: str
-    #: The run's seed (the first seed when several train as one program).
-    seed: int
+    #: The seed of the method's own random stream (``core.seeds.method_seed`` of the run seed; of the first
+    #: run when several train as one program). Never the seed of the split or of the initialisation.
+    rng_seed: int
+
+    def generator(self) -> torch.Generator:
+        """A fresh CPU generator on the method's stream (the same draws on every call)."""
+        return torch.Generator().manual_seed(self.rng_seed)
 
 
 class GrokkingMethod(Method[HP]):
@@ -89,14 +108,17 @@ class GrokkingMethod(Method[HP]):
     ) -> int:
         """Optional. Work before training, on the training split only; returns the steps it spent.
 
-        The steps returned count against the budget (training starts at that step). A method that overrides
-        this never trains seeds as one program.
+        The steps returned count against the budget (training starts at that step); it must be an int
+        between 0 and ``info.steps``. Its FLOPs are measured. A method that overrides this never trains seeds
+        as one program.
         """
         return 0
 
     def overhead_flops_per_step(self, model: OneLayerTransformer) -> float:
-        """Optional. FLOPs the method adds to each step beyond forward+backward (optimizer update, filters).
+        """Optional. FLOPs the method claims to add to each step beyond forward+backward (optimizer, filters).
 
-        Reported in the run's ``flops`` and ``gflops_to_target``; it does not change training.
+        A cross-check only: the harness measures the method's FLOPs itself (``method_flops``, which enters
+        ``flops`` and ``gflops_to_target``) and records this claim beside it as ``declared_overhead_flops``.
+        Must be finite and >= 0.
         """
         return 0.0

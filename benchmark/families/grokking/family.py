@@ -54,8 +54,9 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
 
     def horizon(self, task: Mapping[str, Any], metric: str) -> float | None:
         """Every step count to an event is censored at the step budget."""
-        if metric in ("steps_to_target", "steps_to_95", "steps_to_fit"):
-            return float(task["training"]["steps"])
+        steps = task.get("training", {}).get("steps")
+        if metric in ("steps_to_target", "steps_to_95", "steps_to_fit") and isinstance(steps, int):
+            return float(steps)
         return None
 
     def columns(self) -> list[Column]:

@@ -48,7 +48,12 @@ class Track:
     time_at: dict[int, float] = field(default_factory=dict)
     active: bool = True
     steps_run: int = 0
+    #: FLOPs of the harness's forward+backward and evaluations (analytic) plus the method's, as measured.
     flops: float = 0.0
+    #: FLOPs of the method's own code, measured by the harness's meter (this run's share in a batch).
+    method_flops: float = 0.0
+    #: What the method's ``overhead_flops_per_step`` claims for the steps trained: a cross-check only.
+    declared_overhead_flops: float = 0.0
     #: Why training stopped early because the loss became non-finite; None while it has not.
     diverged: str | None = None
 
@@ -74,6 +79,8 @@ def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
         "final_val_loss": val_loss[-1] if math.isfinite(val_loss[-1]) else None,
         "steps_run": t.steps_run,
         "flops": t.flops,
+        "method_flops": t.method_flops,
+        "declared_overhead_flops": t.declared_overhead_flops,
         "gflops_to_target": round(t.flops_at[grokked] / 1e9, 3) if grokked is not None else None,
         "time_to_target_s": round(t.time_at[grokked], 3) if grokked is not None else None,
         "budget": budget,

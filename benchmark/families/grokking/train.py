@@ -4,7 +4,9 @@ The harness builds the split of (a op b) mod p from the seed (shared by every me
 one-layer transformer on the training split only (full batch or the spec's minibatch), evaluates the
 *whole* held-out split every `eval_every` steps and records each evaluation in a :class:`Track`, which
 :mod:`.score` turns into metrics. FLOPs counted: forward+backward of every training example seen, the
-evaluations, and the method's own per-step overhead.
+evaluations (analytic), and the method's own code, measured by :class:`~phenomena_bench.core.metering.Meter`
+around every hook, the optimizer's ``step()`` and the scheduler's. Everything a hook returns is checked
+before it counts.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from typing import Any, cast
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import RunContext, RunOutcome
-from phenomena_bench.data.modular import make_split
+from phenomena_bench.core.metering import Meter
+from phenomena_bench.core.method import bad_output, checked_count, checked_flops, shown
+from phenomena_bench.core.seeds import method_seed, seed_global_generators
+from phenomena_bench.data.modular import _make_split
 from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
 from phenomena_bench.families.grokking.score import Track, first_held, score_run
 from phenomena_bench.families.grokking.spec import GrokkingTask
@@ -99,6 +105,19 @@ def _accuracy_and_loss(
     return (correct / n).tolist(), (loss / n).tolist()
 
 
+def _checked_configured(configured: object, name: str) -> tuple[torch.optim.Optimizer, Any]:
+    """What `configure` returned, as (optimizer, scheduler or None); a MethodError naming anything else."""
+    optimizer, scheduler = configured if isinstance(configured, tuple) and len(configured) == 2 else (configured, None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise MethodError(
+            f"method {name!r}: configure() returned {shown(configured)}; expected a torch.optim.Optimizer or "
+            "(optimizer, LR scheduler)"
+        )
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise MethodError(f"method {name!r}: configure() returned scheduler {shown(scheduler)}, which has no step()")
+    return optimizer, scheduler
+
+
 def train(task: GrokkingTask, method: GrokkingMethod[Any], ctx: RunContext) -> RunOutcome:
     """One run: the batched loop with a single seed."""
     return train_runs(task, method, [ctx.seed], ctx)[0]
@@ -116,7 +135,7 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     device = torch.device(ctx.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 keeps grokking's dynamics; BF16 would not
-    splits = [make_split(task.data.operation, task.data.p, task.data.train_fraction, seed) for seed in seeds]
+    splits = [_make_split(task.data.operation, task.data.p, task.data.train_fraction, seed) for seed in seeds]
     train_x, train_y, test_x, test_y = (
         torch.stack([getattr(s, name) for s in splits]).to(device)
         for name in ("train_x", "train_y", "test_x", "test_y")
@@ -125,20 +144,34 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     model = runs.hook_model
     n_train = train_x.shape[1]
     batch = min(task.training.batch_size or n_train, n_train)
-    info = TrainingInfo(task.training.steps, batch, n_train, task.data.p, ctx.device, seeds[0])
-    configured = method.configure(model, dict(runs.module.named_parameters()), info)
-    optimizer, scheduler = configured if isinstance(configured, tuple) else (configured, None)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"configure() returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
-    step = int(method.prepare(model, train_x[0], train_y[0], info) or 0)
-
     budget, eval_every, ev = task.training.steps, task.training.eval_every, task.evaluation
+    rng_seed = method_seed(seeds[0])
+    info = TrainingInfo(budget, batch, n_train, task.data.p, ctx.device, rng_seed)
+    # The method's draws come from its own stream; the harness's (batch order) from explicit generators.
+    seed_global_generators(rng_seed)
+    meter = Meter()
+    name = method.name
+    t0 = time.perf_counter()  # before any method code: whatever it does on the side is on the clock
+    configured = meter.call("configure", method.configure, model, dict(runs.module.named_parameters()), info)
+    optimizer, scheduler = _checked_configured(configured, name)
+    step = checked_count(
+        meter.call("prepare", method.prepare, model, train_x[0], train_y[0], info), name, "prepare()", 0, budget
+    )
+    declared = checked_flops(
+        meter.call("overhead_flops_per_step", method.overhead_flops_per_step, runs.base),
+        name,
+        "overhead_flops_per_step()",
+    )
+
     samplers = [torch.Generator(device="cpu").manual_seed(seed + 1) for seed in seeds]
     order, cursor = torch.empty(0, dtype=torch.long), n_train
     fwd = runs.base.forward_flops_per_example()
-    step_flops = 3 * fwd * batch + method.overhead_flops_per_step(runs.base)
+    step_flops = 3 * fwd * batch
     eval_flops = fwd * (n_train + test_x.shape[1])
     tracks = [Track() for _ in seeds]
+    setup_flops = meter.flops / len(seeds)  # configure and prepare: each run's share of the program
+    for track in tracks:
+        track.flops = track.method_flops = setup_flops
 
     def forward_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _per_run_cross_entropy(runs(x), y)
@@ -146,7 +179,6 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = forward_loss
     if ctx.compile:  # the training step only; evaluation runs every eval_every steps and stays eager
         step_loss = torch.compile(forward_loss, dynamic=False)
-    t0 = time.perf_counter()
     # A non-finite loss is caught the step it happens on the CPU; on a GPU checking every step would force a
     # host sync per step, so it is checked at each evaluation instead.
     check_every = 1 if device.type == "cpu" else eval_every
@@ -179,13 +211,22 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
         losses = step_loss(x, torch.take_along_dim(train_y, idx, dim=1))
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
-        method.after_backward(model, step)
-        optimizer.step()
+        before = meter.flops
+        hook: Callable[..., object] = method.after_backward  # a submission may return anything: checked
+        with meter.count("after_backward"):
+            returned = hook(model, step)
+        if returned is not None:
+            raise bad_output(name, "after_backward()", returned, "None (it rewrites p.grad in place)")
+        meter.call("optimizer.step", optimizer.step)
         if scheduler is not None:
-            scheduler.step()
+            meter.call("scheduler.step", scheduler.step)
         step += 1
+        method_step = (meter.flops - before) / len(seeds)
         for track in tracks:
-            track.flops += step_flops if track.active else 0.0
+            if track.active:
+                track.flops += step_flops + method_step
+                track.method_flops += method_step
+                track.declared_overhead_flops += declared
         if step % check_every == 0:
             finite = torch.isfinite(losses).tolist()
             if not all(finite[r] for r, t in enumerate(tracks) if t.active):

@@ -13,10 +13,13 @@ A method subclasses :class:`HessianMethod`, parameterised by its hyperparameter 
 
 One run is one (task, method, seed). ``estimate`` is called once per budget of the task, each time with a
 fresh :class:`HVPOracle` holding that budget, after the global Python, NumPy and torch generators have been
-seeded from the run seed (``info.seed``). The Hessian is reachable only through the oracle: the model and the
-data are never handed over. Asking the oracle for more products than the budget raises
-:class:`BudgetExceededError`; that budget is then recorded as exceeded (its scores left empty) even if the
-method catches the error. An estimate holding NaN or infinity ends the run as ``diverged``.
+seeded from the method's own stream (``info.rng_seed``, a one-way function of the run seed: never the seed
+that fixes the checkpoint, so the exact Hessian cannot be rebuilt from it). The Hessian is reachable only
+through the oracle: the model and the data are never handed over. Asking the oracle for more products than
+the budget raises :class:`BudgetExceededError`; that budget is then recorded as exceeded (its scores left
+empty) even if the method catches the error. An estimate that is not a :class:`SpectrumEstimate`, or one with
+a field of the wrong shape or length or holding NaN or infinity, fails the run with a one-line reason. The
+harness measures the FLOPs ``estimate`` spends outside the oracle's products (``method_flops@<budget>``).
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class ProblemInfo:
 
     ``num_params`` is P (the oracle's dimension), ``num_samples`` the training points, ``loss`` the loss's
     name (``cross_entropy`` or ``mse``), ``step`` and ``lr`` the checkpoint's GD step and step size,
-    ``loss_value`` and ``grad_norm`` the loss and ‖∇L‖ at the checkpoint, ``seed`` the run seed (seed your
-    own generators from it), ``device`` where the oracle computes.
+    ``loss_value`` and ``grad_norm`` the loss and ‖∇L‖ at the checkpoint, ``rng_seed`` the seed of the
+    method's own random stream (seed your own generators from it; it is not the seed of the checkpoint),
+    ``device`` where the oracle computes.
     """
 
     num_params: int
@@ -59,7 +63,7 @@ class ProblemInfo:
     lr: float
     loss_value: float
     grad_norm: float
-    seed: int
+    rng_seed: int
     device: str
 
 
@@ -68,9 +72,10 @@ class SpectrumEstimate:
     """An estimator's answer; every field optional. Tensors or arrays are accepted and converted.
 
     ``lambda_max`` / ``lambda_min``: the algebraically largest / smallest eigenvalue (``lambda_max`` falls
-    back to the largest of ``topk_values``). ``topk_values``: eigenvalues, any order (scored sorted
-    descending). ``topk_vectors``: P × k, columns in the order of the *sorted* values (the harness
-    orthonormalises their span). ``trace``: tr(H). ``density_nodes`` and ``density_weights``: a discrete
+    back to the largest of ``topk_values``). ``topk_values``: at most P eigenvalues, any order (scored
+    sorted descending). ``topk_vectors``: P × k, k <= P, columns in the order of the *sorted* values (the
+    harness orthonormalises their span); given with ``topk_values``, k must equal their number. ``trace``: tr(H).
+    ``density_nodes`` and ``density_weights``: a discrete
     spectral measure, given together, same length, weights non-negative and summing to 1. A field left None
     scores as the zero estimate (see :mod:`phenomena_bench.families.hessian.spectral`).
     """

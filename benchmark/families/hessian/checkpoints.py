@@ -35,7 +35,7 @@ class DigitsSplit:
     y_test: torch.Tensor
 
 
-def digits_split(data: HessianData) -> DigitsSplit:
+def _digits_split(data: HessianData) -> DigitsSplit:
     """The fixed training subset (and the remaining digits as a test set, used only to describe checkpoints)."""
     x, y = digits_raw()
     order = np.random.default_rng(data.split_seed).permutation(len(y))
@@ -78,7 +78,7 @@ def checkpoint_payload(data: HessianData, model: HessianModel, training: Hessian
     }
 
 
-def train_checkpoint(
+def _train_checkpoint(
     data: HessianData, model: HessianModel, training: HessianTraining, seed: int, cache_dir: Path | None
 ) -> Checkpoint:
     """Train (or load from `cache_dir`) the checkpoint; raises if the loss stops being finite.
@@ -87,7 +87,7 @@ def train_checkpoint(
     (the run fails) rather than a divergence.
     """
     key = content_key(checkpoint_payload(data, model, training, seed))
-    split = digits_split(data)
+    split = _digits_split(data)
     net = model.build()
     path = cache_path(cache_dir, "hessian-checkpoints", key) if cache_dir is not None else None
     cached = load_arrays(path, key) if path is not None else None

@@ -9,13 +9,15 @@ parameter count, the loss, the checkpoint's training step and step size, its los
 never the model or the data.
 
 One run is one (task, method, seed): the seed fixes the network's initialisation (the training subset is
-fixed by the spec) and the estimator's random numbers. Each task is one checkpoint of one training run —
+fixed by the spec); the estimator's random numbers come from its own stream (``core.seeds.method_seed``),
+never from the seed that fixes the checkpoint. Each task is one checkpoint of one training run —
 initialisation, early training, end of training, edge of stability — so a leaderboard column is one
 (task, budget) pair; inside a run the method is called once per budget of the spec with a fresh oracle,
 and every metric carries its budget as a suffix (``lambda_max_rel_err@30``). A budget the method overran
 is recorded as exceeded (its scores left empty), the run's status becomes ``budget_exceeded``, and the
-other budgets keep their scores. An estimate holding NaN or infinity ends the run as ``diverged``, keeping
-the metrics of the budgets before it. The exact spectrum comes from
+other budgets keep their scores. An estimate that is malformed (wrong type, shape or length, NaN or
+infinity) fails the run with a one-line reason naming the budget and the field. The FLOPs ``estimate``
+spends outside the oracle are measured (``method_flops@<budget>``, ``method_flops``). The exact spectrum comes from
 :mod:`phenomena_bench.families.hessian.truth`, computed once per (task, seed) and cached; scores are defined
 in :mod:`phenomena_bench.families.hessian.spectral` and applied in :mod:`phenomena_bench.families.hessian.score`.
 """
@@ -28,9 +30,11 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from phenomena_bench.core.curves import Curve, downsample
+from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import Column, Family, RunContext, RunOutcome, Scalar
-from phenomena_bench.core.method import Method
-from phenomena_bench.core.seeds import seed_global_generators
+from phenomena_bench.core.metering import Meter
+from phenomena_bench.core.method import Method, shown
+from phenomena_bench.core.seeds import method_seed, seed_global_generators
 from phenomena_bench.core.spec import TaskSpec
 from phenomena_bench.families.hessian.api import (
     BudgetExceededError,
@@ -39,9 +43,9 @@ from phenomena_bench.families.hessian.api import (
     ProblemInfo,
     SpectrumEstimate,
 )
-from phenomena_bench.families.hessian.checkpoints import digits_split, loss_value, train_checkpoint
+from phenomena_bench.families.hessian.checkpoints import _digits_split, _train_checkpoint, loss_value
 from phenomena_bench.families.hessian.oracle import reverse_over_reverse_hvp
-from phenomena_bench.families.hessian.score import NonFiniteEstimate, checked_estimate, score
+from phenomena_bench.families.hessian.score import BadEstimate, checked_estimate, score
 from phenomena_bench.families.hessian.spec import LEADERBOARD_BUDGETS, PRIMARY_BUDGET, HessianTask
 from phenomena_bench.families.hessian.truth import cached_truth, compute_truth
 
@@ -62,9 +66,9 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
 
     def run(self, task: HessianTask, method: HessianMethod[Any], ctx: RunContext) -> RunOutcome:
         evaluation = task.evaluation
-        checkpoint = train_checkpoint(task.data, task.model, task.training, ctx.seed, ctx.cache_dir)
+        checkpoint = _train_checkpoint(task.data, task.model, task.training, ctx.seed, ctx.cache_dir)
         device = torch.device(ctx.device)
-        split = digits_split(task.data)
+        split = _digits_split(task.data)
         net = task.model.build()
         x, y = split.x_train.to(device), split.y_train.to(device)
         theta = checkpoint.theta.to(device)
@@ -92,7 +96,7 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
             lr=task.training.lr,
             loss_value=loss.item(),
             grad_norm=torch.linalg.vector_norm(grad).item(),
-            seed=ctx.seed,
+            rng_seed=method_seed(ctx.seed),
             device=str(device),
         )
 
@@ -112,25 +116,32 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
         }
         per_budget: dict[int, dict[str, Scalar]] = {}
         any_exceeded = False
+        meter = Meter()
         for index, budget in enumerate(evaluation.budgets):
             oracle = HVPOracle(hvp, net.num_params, budget, device)
-            seed_global_generators(ctx.seed)
+            seed_global_generators(info.rng_seed)
             start = time.perf_counter()
             estimate: SpectrumEstimate | None = None
             raw: object
+            spent = meter.flops
             try:
-                raw = method.estimate(oracle, info, budget)
+                with meter.count(f"estimate@{budget}"):
+                    raw = method.estimate(oracle, info, budget)
             except BudgetExceededError:
                 raw = None
             wall = time.perf_counter() - start
             exceeded = oracle.refused
             if not exceeded:
                 if not isinstance(raw, SpectrumEstimate):
-                    raise TypeError(f"{method.name}.estimate returned {type(raw).__name__}, not a SpectrumEstimate")
+                    raise MethodError(
+                        f"method {method.name!r}: estimate() at budget {budget} returned {shown(raw)}; "
+                        "expected a SpectrumEstimate"
+                    )
                 try:
                     estimate = checked_estimate(raw, net.num_params)
-                except NonFiniteEstimate as err:
-                    return RunOutcome.diverged(f"{method.name}.estimate at budget {budget}: {err}", metrics)
+                except BadEstimate as err:
+                    raise MethodError(f"method {method.name!r}: estimate() at budget {budget}: {err}") from None
+            metrics[f"method_flops@{budget}"] = meter.flops - spent
             scores = score(estimate, truth, method.targets, evaluation)
             any_exceeded |= exceeded
             per_budget[budget] = scores
@@ -141,6 +152,7 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
             metrics[f"budget_exceeded@{budget}"] = exceeded
             ctx.progress(index + 1, len(evaluation.budgets))
         metrics["budget_exceeded"] = any_exceeded
+        metrics["method_flops"] = meter.flops
 
         curves: dict[str, Curve] = {}
         for name in ("lambda_max_rel_err", f"top{max(evaluation.topk)}_rel_err", "trace_rel_err", "w1_mean_abs"):

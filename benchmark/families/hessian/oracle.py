@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
+from phenomena_bench.core.metering import unmetered
+
 BlockHVP = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -101,7 +103,7 @@ class HVPOracle:
             raise ValueError("HVP oracle input holds NaN or infinity")
         self.used += count
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), unmetered():  # charged as HVPs, not as the estimator's FLOPs
             out = self._hvp(block).detach()
         self.compute_s += time.perf_counter() - start
         out = out if tensor.ndim == 2 else out[:, 0]

@@ -1,8 +1,9 @@
 """From an estimator's answer to the run's metrics: validate the estimate, then score each claimed target.
 
-:func:`checked_estimate` converts and validates a :class:`SpectrumEstimate`: a malformed one (wrong shape,
-weights not summing to 1) is the method's error and fails the run; one holding NaN or infinity raises
-:class:`NonFiniteEstimate`, which the family reports as divergence. :func:`score` computes every score of one
+:func:`checked_estimate` converts and validates a :class:`SpectrumEstimate`: a malformed one (wrong type,
+shape or length, weights not summing to 1, NaN or infinity) raises :class:`BadEstimate`, which the family
+turns into a failed run naming the field: an estimate is the method's output, not a training that diverged.
+:func:`score` computes every score of one
 estimate against the exact spectrum, using the metric definitions of
 :mod:`phenomena_bench.families.hessian.spectral`.
 """
@@ -26,47 +27,61 @@ from phenomena_bench.families.hessian.spectral import (
 from phenomena_bench.families.hessian.truth import HessianTruth
 
 
-class NonFiniteEstimate(ValueError):
-    """A field of the estimate holds NaN or infinity: the estimator diverged."""
+class BadEstimate(ValueError):
+    """A field of the estimate has the wrong type, shape or length, or holds NaN or infinity."""
 
 
 def _array(value: Any, name: str, ndim: int) -> np.ndarray | None:
     if value is None:
         return None
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise BadEstimate(f"SpectrumEstimate.{name} is not an array of real numbers ({type(value).__name__})") from err
     if array.ndim != ndim:
-        raise ValueError(f"SpectrumEstimate.{name} must have {ndim} dimension(s), got shape {array.shape}")
+        raise BadEstimate(f"SpectrumEstimate.{name} must have {ndim} dimension(s), got shape {array.shape}")
     if not np.isfinite(array).all():
-        raise NonFiniteEstimate(f"SpectrumEstimate.{name} holds NaN or infinity")
+        raise BadEstimate(f"SpectrumEstimate.{name} holds NaN or infinity")
     return array
 
 
+def _scalar(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BadEstimate(f"SpectrumEstimate.{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    if not np.isfinite(number):
+        raise BadEstimate(f"SpectrumEstimate.{name} is {number}, not finite")
+    return number
+
+
 def checked_estimate(estimate: SpectrumEstimate, dim: int) -> SpectrumEstimate:
-    """A NumPy copy of `estimate`, every field validated; raises ValueError naming the bad field
-    (:class:`NonFiniteEstimate` when it is NaN or infinite)."""
-    scalars: dict[str, float | None] = {}
-    for name in ("lambda_max", "lambda_min", "trace"):
-        value = getattr(estimate, name)
-        if value is not None:
-            value = float(value)
-            if not np.isfinite(value):
-                raise NonFiniteEstimate(f"SpectrumEstimate.{name} is not finite")
-        scalars[name] = value
+    """A NumPy copy of `estimate`, every field validated; raises :class:`BadEstimate` naming the bad field."""
+    scalars = {name: _scalar(getattr(estimate, name), name) for name in ("lambda_max", "lambda_min", "trace")}
     values = _array(estimate.topk_values, "topk_values", 1)
     vectors = _array(estimate.topk_vectors, "topk_vectors", 2)
-    if vectors is not None and vectors.shape[0] != dim:
-        raise ValueError(f"SpectrumEstimate.topk_vectors must be ({dim}, k), got {vectors.shape}")
+    if values is not None and values.size > dim:
+        raise BadEstimate(f"SpectrumEstimate.topk_values holds {values.size} values; the Hessian has only {dim}")
+    if vectors is not None and (vectors.shape[0] != dim or vectors.shape[1] > dim):
+        raise BadEstimate(f"SpectrumEstimate.topk_vectors must be ({dim}, k) with k <= {dim}, got {vectors.shape}")
+    if vectors is not None and values is not None and vectors.shape[1] != values.size:
+        raise BadEstimate(
+            f"SpectrumEstimate.topk_vectors has {vectors.shape[1]} column(s) for {values.size} topk_values"
+        )
     nodes = _array(estimate.density_nodes, "density_nodes", 1)
     weights = _array(estimate.density_weights, "density_weights", 1)
     if (nodes is None) != (weights is None) or (
         nodes is not None and weights is not None and nodes.shape != weights.shape
     ):
-        raise ValueError("SpectrumEstimate.density_nodes and density_weights must be given together, same length")
+        raise BadEstimate("SpectrumEstimate.density_nodes and density_weights must be given together, same length")
     if weights is not None:
         if weights.size == 0 or (weights < -1e-12).any() or abs(weights.sum() - 1.0) > 1e-6:
-            raise ValueError("SpectrumEstimate.density_weights must be non-negative and sum to 1")
+            raise BadEstimate("SpectrumEstimate.density_weights must be non-negative and sum to 1")
         weights = np.clip(weights, 0.0, None)
         weights = weights / weights.sum()
     return SpectrumEstimate(

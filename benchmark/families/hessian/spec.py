@@ -3,11 +3,16 @@
 A task is one checkpoint of one training run (initialisation, early training, end of training, edge of
 stability): the data and model sections fix the loss whose Hessian is measured, the training section how far
 full-batch gradient descent goes before the checkpoint, and the evaluation section the HVP budgets and scores.
+
+Tiers may change sizes only: the number of training points and the hidden widths. The dataset and its
+subset (`split_seed`), the activation, the loss, the step size and the checkpoint define which Hessian is
+measured, and `evaluation` is the protocol: all stay fixed. The network is capped at
+:data:`MAX_PARAMETERS` parameters, since the ground truth is a dense eigendecomposition.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -19,10 +24,14 @@ LossName = Literal["cross_entropy", "mse"]
 #: The budget of the ranking metric; every task's budget list must contain it.
 PRIMARY_BUDGET = 30
 LEADERBOARD_BUDGETS = (10, 30, 100, 300)
+#: Largest network: the exact spectrum is a dense P x P float64 eigendecomposition (12k: 1.2 GB, minutes).
+MAX_PARAMETERS = 12_000
 
 
 class HessianData(StrictModel):
     """Which fixed training set defines the loss."""
+
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"n_train"})
 
     dataset: Literal["digits"] = "digits"
     n_train: int = Field(ge=10, le=DIGITS_SIZE - 100, description="Training points (the Hessian's data).")
@@ -32,7 +41,9 @@ class HessianData(StrictModel):
 class HessianModel(StrictModel):
     """An MLP on the 64 digit pixels; no hidden layer with the MSE loss is linear regression (quadratic loss)."""
 
-    hidden: list[int] = Field(description="Hidden widths; [] gives a linear model.")
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"hidden"})
+
+    hidden: list[int] = Field(max_length=8, description="Hidden widths; [] gives a linear model.")
     activation: Literal["tanh", "relu"] = "tanh"
 
     @field_validator("hidden")
@@ -40,6 +51,13 @@ class HessianModel(StrictModel):
     def _positive_widths(cls, hidden: list[int]) -> list[int]:
         if any(width < 1 for width in hidden):
             raise ValueError("every hidden width must be >= 1")
+        widths = (DIGITS_FEATURES, *hidden, DIGITS_CLASSES)
+        parameters = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+        if parameters > MAX_PARAMETERS:
+            raise ValueError(
+                f"hidden {hidden} gives {parameters} parameters; the exact Hessian is dense, at most "
+                f"{MAX_PARAMETERS} are allowed"
+            )
         return hidden
 
     def build(self) -> FlatMLP:

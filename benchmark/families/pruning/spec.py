@@ -1,25 +1,39 @@
 """The pruning task spec: dataset, network, the fixed (re)training recipe and the scoring protocol.
 
-Tiers may change `data`, `model` and `training` (sizes); `evaluation` is the protocol and stays fixed.
+Tiers may change sizes only: the number of MNIST-1D samples, the hidden widths, the batch size, the step
+budget and the search budget. The dataset, its generator seed and test share, the kind of network and the
+(re)training recipe (optimizer, learning rate, momentum, weight decay, rewind step) define the task, and
+`evaluation` is the protocol: all stay fixed. A batch holds at most the training split.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
 
+#: Images in scikit-learn's digits; MNIST-1D trains on 80% of `num_samples`.
+DIGITS_IMAGES = 1797
+MNIST1D_TRAIN_SHARE = 0.8
+
 
 class PruningData(StrictModel):
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"num_samples"})
+
     dataset: Literal["mnist1d", "digits"]
-    num_samples: int = Field(default=5000, ge=200, description="MNIST-1D: examples generated (80% train).")
+    num_samples: int = Field(
+        default=5000, ge=200, le=1_000_000, description="MNIST-1D: examples generated (80% train)."
+    )
     generator_seed: int = Field(default=42, ge=0, description="MNIST-1D generator seed; 42 is the standard set.")
     test_fraction: float = Field(default=0.25, gt=0, lt=1, description="digits: stratified test share (per seed).")
 
 
 class PruningModel(StrictModel):
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"hidden"})
+
     kind: Literal["mlp", "residual_mlp"] = "mlp"
     hidden: list[int] = Field(min_length=1, description="Hidden widths, input side first.")
 
@@ -33,6 +47,8 @@ class PruningModel(StrictModel):
 
 class PruningTraining(StrictModel):
     """The fixed (re)training recipe, the same for the dense net, every mask and every control."""
+
+    TIER_SIZES: ClassVar[frozenset[str]] = frozenset({"batch_size", "steps", "search_budget"})
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(gt=0, le=10)
@@ -88,5 +104,14 @@ class PruningTask(TaskSpec):
             raise ValueError(
                 f"training.rewind_step ({self.training.rewind_step}) must be below training.steps "
                 f"({self.training.steps})"
+            )
+        data = self.data
+        if data.dataset == "digits":
+            n_train = DIGITS_IMAGES - math.ceil(DIGITS_IMAGES * data.test_fraction)
+        else:
+            n_train = int(data.num_samples * MNIST1D_TRAIN_SHARE)
+        if self.training.batch_size > n_train:
+            raise ValueError(
+                f"training.batch_size ({self.training.batch_size}) exceeds the training split ({n_train} examples)"
             )
         return self

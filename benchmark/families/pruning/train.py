@@ -29,7 +29,7 @@ from torch.nn.utils import prune as torch_prune
 from phenomena_bench.core.atomic import atomic_write
 from phenomena_bench.core.hashing import content_key
 from phenomena_bench.core.seeds import derive_seed
-from phenomena_bench.data.digits import load_digits_split
+from phenomena_bench.data.digits import _load_digits_split
 from phenomena_bench.data.mnist1d import ArraySplit, load_mnist1d
 from phenomena_bench.families.pruning.api import TrainedState
 from phenomena_bench.families.pruning.spec import PruningTask
@@ -48,11 +48,11 @@ class Data:
     num_classes: int
 
 
-def load_split(task: PruningTask, seed: int, cache_dir: Path) -> ArraySplit:
+def _load_split(task: PruningTask, seed: int, cache_dir: Path) -> ArraySplit:
     """The task's dataset: MNIST-1D (fixed split, cached) or digits (stratified split drawn from the seed)."""
     if task.data.dataset == "mnist1d":
         return load_mnist1d(task.data.num_samples, task.data.generator_seed, cache_dir / "data")
-    return load_digits_split(task.data.test_fraction, seed)
+    return _load_digits_split(task.data.test_fraction, seed)
 
 
 def batch_order(num_examples: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
