@@ -89,7 +89,7 @@ def make_record(
             source=source,
         ),
         status=status,
-        metrics=metrics if status == "ok" else {},
+        metrics=metrics if status in ("ok", "budget_exceeded") else {},
         curves=curves or {},
         error=None if status == "ok" else "boom",
         wall_time_s=wall,

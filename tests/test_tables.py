@@ -150,3 +150,13 @@ def test_cli_show_wide_and_columns(tmp_path: Path) -> None:
     assert adamw["verdict"] is None and adamw["is_reference"] is True
     assert all("mde" in r and r["mde"] is None and r["mde_seeds"] == 3 for r in rows)  # underpowered at 3 seeds
     assert "underpowered n=3" in default.stdout and "MDE at 3 paired seeds" in default.stdout
+
+
+def test_the_flops_column_shows_one_total_not_the_per_hook_breakdown() -> None:
+    from phenomena_bench.analysis.tables import headline_flops
+
+    names = ["declared_overhead_flops", "flops", "method_flops", "steps_run"]
+    assert headline_flops(names) == ["flops"]
+    assert headline_flops(["method_flops", "hvps_used"]) == ["method_flops"]
+    assert headline_flops(["gflops_to_target"]) == ["gflops_to_target"]
+    assert headline_flops(["hvps_used"]) == []

@@ -196,6 +196,18 @@ def test_floors_are_applied_and_unfloored_columns_say_how_many() -> None:
     assert "not-ok seeds: floor 1 (rel err); floor 0.5 (auc); left out, n shown (spread)" in wide
 
 
+def test_a_run_over_budget_at_some_settings_keeps_the_scores_it_has() -> None:
+    """A Hessian estimator refused at a small budget but scored at a large one: the scored value counts,
+    a missing one takes the floor, and a failed run's stray value never does."""
+    over = make_record("eigsh", 0, {"auc": 0.9}, family="hessian", task="h/t", status="budget_exceeded")
+    kept = make_record("eigsh", 1, {"err": 0.02, "auc": 0.7}, family="hessian", task="h/t", status="budget_exceeded")
+    failed = err_rec("eigsh", 2, 0.0, status="failed").model_copy(update={"metrics": {"err": 0.0, "auc": 0.95}})
+    obs = agg.observations([over, kept, failed], ERR["hessian"].columns()[0])
+    assert obs.values == (1.0, 0.02, 1.0)
+    auc = agg.observations([over, kept, failed], ERR["hessian"].columns()[1])
+    assert auc.values == (0.9, 0.7, 0.5)
+
+
 def test_development_seeds_never_enter_tables_unless_asked() -> None:
     recs = [timed("ref", s, 3000) for s in range(3)] + [timed("ref", DEV_SEED_BASE + s, 10) for s in range(3)]
     (row,) = agg.aggregate(recs, TIME)

@@ -214,7 +214,9 @@ def observations(recs: Sequence[RunRecord], col: Column, horizon: float | None =
     An ok run contributes the value it reports. A run that is not ok contributes per :func:`seed_rule`: on a
     time-to-event column it is censored at `horizon` (+inf when no horizon is known), and so is an ok run
     that did not reach the event and records no value; on a floored column it scores the floor; otherwise it
-    is left out.
+    is left out. The exception is a run over budget at some settings only (a Hessian estimator refused at
+    10 HVPs, scored at 100): the harness scored the settings it met, so the values it reports count and only
+    the missing ones take the rule.
     """
     seeds: list[int] = []
     vals: list[float] = []
@@ -222,7 +224,7 @@ def observations(recs: Sequence[RunRecord], col: Column, horizon: float | None =
     not_reached = math.inf if horizon is None else horizon
     for r in recs:
         v: float | None
-        if r.status != "ok":
+        if r.status != "ok" and not (r.status == "budget_exceeded" and _reports(r, col)):
             if col.event is not None:
                 v, censored = not_reached, True
             elif col.floor is not None:
@@ -244,6 +246,12 @@ def observations(recs: Sequence[RunRecord], col: Column, horizon: float | None =
         vals.append(v)
         cens.append(censored)
     return Observations(tuple(seeds), tuple(vals), tuple(cens))
+
+
+def _reports(record: RunRecord, col: Column) -> bool:
+    """Whether `record` holds a scored value of the column's metric."""
+    raw = record.metrics.get(col.metric)
+    return raw is not None if col.kind == "rate" else _numeric(raw) is not None
 
 
 def table_horizons(recs: Sequence[RunRecord], family: FamilyLike) -> dict[str, float | None]:
