@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
@@ -44,8 +42,8 @@ from phenomena_bench.families.hessian.spectral import (
 )
 from phenomena_bench.families.hessian.truth import GroundTruthError, cached_truth, compute_truth, dense_hessian
 from phenomena_bench.registry import load_task
+from tests.helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = sorted((ROOT / "tasks" / "hessian").glob("*.yaml"))
 TRAINED = ROOT / "tasks" / "hessian" / "digits-tanh-ce-trained.yaml"
 
@@ -422,10 +420,7 @@ def test_the_train_loss_curve_keeps_the_points_the_former_downsampler_kept() -> 
 
 def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    command = [
-        sys.executable,
-        "-m",
-        "phenomena_bench.cli",
+    done = cli(
         "run",
         "--task",
         "hessian/digits-tanh-ce-init",
@@ -445,16 +440,10 @@ def test_smoke_run_through_the_cli(tmp_path: Path) -> None:
         "json",
         "--tasks-dir",
         str(ROOT / "tasks"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    shown = subprocess.run(
-        [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
+        timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = cli("show", "--store", str(store), "--format", "json", timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
     records = [json.loads(p.read_text()) for p in (store / "runs").glob("*/*.json")]
     assert {r["method"]["name"] for r in records} == {"hessian-lanczos", "hessian-hutchinson"}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +31,8 @@ from phenomena_bench.data.bags import (
 from phenomena_bench.families.mil_dropout import FAMILY, DropoutContext, MILDropoutMethod
 from phenomena_bench.families.mil_dropout.splits import _make_splits as make_splits
 from phenomena_bench.registry import load_task, resolve_method
+from tests.helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "mil_dropout"
 ALL_METHODS = [B.NoDropout, B.StandardDropout, B.RandomInstanceDrop, B.MILDropout, B.MILDropoutSmallBags, B.PDL]
 CTX = DropoutContext(
@@ -400,10 +398,7 @@ def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> 
 
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [
-        sys.executable,
-        "-m",
-        "phenomena_bench.cli",
+    done = cli(
         "run",
         "--task",
         "mil_dropout/digits-bags",
@@ -423,8 +418,8 @@ def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
         "--quiet",
         "--format",
         "json",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     records = [json.loads(p.read_text()) for p in (store / "runs").rglob("*.json")]
     assert sorted(r["method"]["name"] for r in records) == ["mil-mildropout-k1", "mil-none"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +35,8 @@ from phenomena_bench.families.pruning.score import auc_log_compression
 from phenomena_bench.families.pruning.spec import PruningTask
 from phenomena_bench.models.mlp import MLP
 from phenomena_bench.registry import baseline_classes, load_task
+from tests.helpers import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks" / "pruning"
 ALL_BASELINES = [
     B.RandomPruning,
@@ -550,10 +548,7 @@ def test_method_identity_is_stable() -> None:
 
 def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    cmd = [
-        sys.executable,
-        "-m",
-        "phenomena_bench.cli",
+    done = cli(
         "run",
         "--task",
         "pruning/digits-mlp",
@@ -567,15 +562,9 @@ def test_end_to_end_smoke_through_the_cli(tmp_path: Path) -> None:
         str(store),
         "--device",
         "cpu",
-    ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    show = subprocess.run(
-        [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store), "--format", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-2000:]
+    show = cli("show", "--store", str(store), "--format", "json", timeout=120)
     assert show.returncode == 0, show.stderr[-2000:]
     assert "prune-snip" in show.stdout and "auc_log_compression" in show.stdout

@@ -7,30 +7,8 @@ from pathlib import Path
 import pytest
 
 from phenomena_bench.core.errors import StoreError
-from phenomena_bench.store import MethodIdentity, RunRecord, Store
-
-
-def _record(key: str = "ab" + "0" * 62, status: str = "ok") -> RunRecord:
-    return RunRecord(
-        key=key,
-        task_id="grokking/add-mod97",
-        task_version=1,
-        family="grokking",
-        tier="smoke",
-        seed=0,
-        method=MethodIdentity(
-            name="adamw", family="grokking", version="1", hyperparameters={"lr": 0.001}, label="adamw", ref="adamw"
-        ),
-        status=status,
-        metrics={"steps_to_target": 100, "reached": True},
-        wall_time_s=1.0,
-        device="cpu",
-        torch_version="2",
-        benchmark_version="0",
-        started_at="t0",
-        finished_at="t1",
-        task={"id": "x"},
-    )
+from phenomena_bench.store import Store
+from tests.helpers import grokking_record as _record
 
 
 def test_put_then_get_round_trips_and_leaves_no_temp_files(tmp_path: Path) -> None:

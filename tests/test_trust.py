@@ -25,35 +25,12 @@ from phenomena_bench.cli import main
 from phenomena_bench.core.errors import MethodError, SpecError, StoreError
 from phenomena_bench.core.redact import REDACTED, redact
 from phenomena_bench.registry import load_task, parse_task, resolve_method
-from phenomena_bench.store import MethodIdentity, RunRecord, Store
+from phenomena_bench.store import Store
+from tests.helpers import ROOT
+from tests.helpers import grokking_record as _record
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "tasks" / "grokking" / "add-mod97.yaml"
 KEY = "ab" + "0" * 62
-
-
-def _record(key: str = KEY, error: str | None = None, steps: int = 120) -> RunRecord:
-    return RunRecord(
-        key=key,
-        task_id="grokking/add-mod97",
-        task_version=1,
-        family="grokking",
-        tier="smoke",
-        seed=0,
-        method=MethodIdentity(
-            name="adamw", family="grokking", version="1", hyperparameters={"lr": 0.001}, label="adamw", ref="adamw"
-        ),
-        status="ok" if error is None else "failed",
-        metrics={"steps_to_target": steps, "reached": True} if error is None else {},
-        error=error,
-        wall_time_s=1.0,
-        device="cpu",
-        torch_version="2",
-        benchmark_version="0",
-        started_at="t0",
-        finished_at="t1",
-        task={"id": "grokking/add-mod97", "training": {"steps": 300}},
-    )
 
 
 def _raw() -> dict[str, Any]:

@@ -17,7 +17,7 @@ This is where records meet statistics. Three rules shape it:
 
 Each row is compared with the family's reference by an exact sign-flip test of seed-paired differences,
 Holm-adjusted across the table (:mod:`phenomena_bench.analysis.comparison`); random draws are seeded from
-each group's identity (:func:`bootstrap_seed`), so the same store always gives the same rows.
+each group's identity (:func:`~phenomena_bench.core.seeds.group_seed`), so the same store always gives the same rows.
 """
 
 from __future__ import annotations
@@ -168,11 +168,6 @@ class FamilySummary(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def bootstrap_seed(*parts: str) -> int:
-    """The bootstrap seed of a group (see :func:`phenomena_bench.core.seeds.group_seed`)."""
-    return group_seed(*parts)
 
 
 def is_cost_metric(name: str) -> bool:
@@ -449,7 +444,7 @@ def _compare(
             observations(selected[r.method], prim, horizon),
             ref_obs,
             horizon=horizon,
-            seed=bootstrap_seed(r.task_id, r.tier, r.method, "vs", ref.method),
+            seed=group_seed(r.task_id, r.tier, r.method, "vs", ref.method),
         )
         for r in others
     ]
@@ -565,7 +560,7 @@ def family_summary(
                     tasks=sum(1 for t in tasks if t in errors[m]),
                     tasks_total=len(tasks),
                     iqm=iqm(pooled) if pooled else None,
-                    iqm_interval=stratified_bootstrap_iqm(scores, seed=bootstrap_seed(fam_name, tier, m, "iqm")),
+                    iqm_interval=stratified_bootstrap_iqm(scores, seed=group_seed(fam_name, tier, m, "iqm")),
                     profile_taus=taus,
                     profile=profile[m],
                     profile_score=profile_score(profile[m], taus),
