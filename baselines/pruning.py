@@ -1,4 +1,4 @@
-"""Reference pruning methods for the `pruning` family.
+"""Reference pruning methods for the `pruning` family, each checked against its paper's public code.
 
 Each class answers :meth:`phenomena_bench.families.pruning.api.PruningMethod.prune` for all target sparsities at once.
 What they claim, and the controls that check the claims:
@@ -8,11 +8,27 @@ What they claim, and the controls that check the claims:
   dense network (global or per-layer threshold), rewound to the spec's rewind point (one-shot lottery ticket).
 * ``prune-magnitude-shuffled`` — the global-magnitude mask shuffled within each layer: keeps the per-layer
   densities magnitude chose and nothing else ("Missing the Mark" control as a method).
-* ``prune-imp`` — iterative magnitude pruning with rewinding (Frankle & Carbin 2019; OpenLTH
-  ``sparse_global``). Rounds are shared across targets: one nested schedule passes through every target.
-* ``prune-snip`` — |g ⊙ θ| at the rewind point on a few-shot batch (Lee et al. 2019).
-* ``prune-grasp`` — GraSP (Wang et al. 2020): S = -θ ⊙ Hg and the *highest* S are removed.
-* ``prune-synflow`` — SynFlow (Tanaka et al. 2020): data-free, 100 rounds on an exponential schedule.
+* ``prune-imp`` — iterative magnitude pruning with rewinding as the literature runs it (Frankle & Carbin 2019;
+  OpenLTH ``sparse_global``): train, remove 20 % of the *surviving* weights by global magnitude, rewind the
+  survivors, repeat. Rounds are shared across targets: one nested schedule passes through every target (at
+  most 20 % a round; 27 rounds from dense to 99.5 %), so the tasks' search budget is sized to let it finish.
+* ``prune-snip`` — |∂L/∂c| = |g ⊙ θ| at the rewind point on one training minibatch of the recipe's batch size,
+  global top-k (namhoonlee/snip-public: ``prune.py`` draws one ``batch_size`` batch, ``model.py`` takes the
+  gradient of the mean cross-entropy with respect to an all-ones mask; the regulariser is not in that loss).
+* ``prune-grasp`` — GraSP (Wang et al. 2020, alecwangcq/GraSP ``pruner/GraSP.py``): S = -θ ⊙ Hg with logits
+  divided by T = 200, g and Hg taken over the weights of *every* Linear layer (the reference puts all Conv and
+  Linear weights in ``weights`` and in ``z = Σ g·∇L``, so the output layer's gradient enters Hg even where it
+  is not pruned), 10 examples per class; the *highest* S are removed. Not copied: the reference's
+  ``reinit=True`` re-draws every Linear layer's weights (Xavier) in its scoring copy — written for conv nets,
+  whose only Linear layer is the classifier; on an MLP it would score a network other than the one trained.
+  Its two half-batch passes sum to the full batch's gradient up to a factor 2, which no ranking sees.
+* ``prune-synflow`` — SynFlow (Tanaka et al. 2020, ganguli-lab/Synaptic-Flow ``Pruners/pruners.py``): data-free,
+  |θ ⊙ ∂R/∂θ| of the all-|θ| network (every state_dict entry, biases included) on an all-ones input, 100 rounds
+  on the exponential schedule density^(k/100), pruned weights (score 0) staying pruned, as the reference. One
+  difference: the reference's ``model.double()`` is commented out (float32); here the copy is float64 so the
+  product of many |θ| stays finite at 99.5 %, which changes no ranking where float32 is finite. (That
+  repository's own GraSP baseline takes Hg over the masked weights only; the GraSP authors' code, followed
+  above, takes it over every weight.)
 """
 
 from __future__ import annotations
@@ -116,13 +132,14 @@ def imp_schedule(sparsities: Sequence[float], max_fraction_per_round: float) -> 
 
 class IterativeMagnitudeHyperparameters(_Frozen):
     max_fraction_per_round: float = Field(
-        default=0.5, gt=0, lt=1, description="Most of the surviving weights removed in one round."
+        default=0.2, gt=0, lt=1, description="Most of the surviving weights removed in one round (OpenLTH: 0.2)."
     )
     scope: Literal["global", "layerwise"] = "global"
 
 
 class IterativeMagnitude(PruningMethod[IterativeMagnitudeHyperparameters]):
     name: ClassVar[str] = "prune-imp"
+    version: ClassVar[str] = "2"  # 2: 20 % of the survivors per round (was 50 %)
     description: ClassVar[str] = (
         "Iterative magnitude pruning with rewinding (lottery tickets): train, prune the smallest surviving "
         "weights, rewind the survivors, repeat; one nested schedule through every target."
@@ -157,34 +174,52 @@ def snip_scores(model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torc
     return {n: (g * p).abs().detach() for n, g, p in zip(names, grads, params, strict=True)}
 
 
+def linear_weight_names(model: nn.Module) -> list[str]:
+    """The weight of every Linear layer, in module order: the tensors GraSP's reference code scores."""
+    return [f"{name}.weight" for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+
+
 def grasp_scores(
     model: nn.Module, names: Sequence[str], x: torch.Tensor, y: torch.Tensor, temperature: float = 200.0
 ) -> dict[str, torch.Tensor]:
-    """GraSP's S(-θ) = -θ ⊙ H g on the prunable weights (logits divided by the temperature, as in the paper).
+    """GraSP's S(-θ) = -θ ⊙ H g for the weights `names` (logits divided by the temperature, as in the paper).
 
-    GraSP removes the weights with the *highest* S (their removal reduces gradient flow least, or increases
-    it): the caller must keep the lowest S, not the highest (the sign bug noted in the MtM code).
+    g and the Hessian-gradient product run over the weights of *every* Linear layer, as the reference code's
+    ``z = Σ_l (g_l · ∇_l L)`` does: leaving a non-prunable layer out (the output layer) drops its cross terms
+    H_{θ,out} g_out, which the paper's gradient-flow argument includes. GraSP removes the weights with the
+    *highest* S: the caller must keep the lowest S, not the highest (the sign bug noted in the MtM code).
     """
-    params = _params(model, names)
+    every = linear_weight_names(model)
+    missing = [n for n in names if n not in every]
+    if missing:
+        raise ValueError(f"GraSP scores Linear weights only; {missing} are not")
+    params = _params(model, every)
     loss = F.cross_entropy(model(x) / temperature, y)
     g = [t.detach() for t in torch.autograd.grad(loss, params)]
     loss = F.cross_entropy(model(x) / temperature, y)
     grads = torch.autograd.grad(loss, params, create_graph=True)
     z = cast(torch.Tensor, sum((gi * gd).sum() for gi, gd in zip(grads, g, strict=True)))  # non-empty: a Tensor
-    hg = torch.autograd.grad(z, params)
-    return {n: (-p * h).detach() for n, p, h in zip(names, params, hg, strict=True)}
+    hg = dict(zip(every, torch.autograd.grad(z, params), strict=True))
+    by_name = dict(zip(every, params, strict=True))
+    return {n: (-by_name[n] * hg[n]).detach() for n in names}
 
 
 class SNIPHyperparameters(_Frozen):
-    per_class: int | None = Field(default=None, ge=1, description="Examples per class; None = the spec's.")
+    per_class: int | None = Field(
+        default=None, ge=1, description="None: one recipe minibatch (the paper's); else a balanced few-shot batch."
+    )
 
 
 class SNIP(PruningMethod[SNIPHyperparameters]):
     name: ClassVar[str] = "prune-snip"
-    description: ClassVar[str] = "SNIP: |g ⊙ θ| at the rewind point on a few-shot training batch, global top-k."
+    version: ClassVar[str] = "2"  # 2: one training minibatch, as the reference code (was 10 per class)
+    description: ClassVar[str] = "SNIP: |g ⊙ θ| at the rewind point on one training minibatch, global top-k."
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
-        x, y = ctx.fewshot_batch(self.hp.per_class)
+        if self.hp.per_class is None:
+            x, y = next(ctx.train_batches(1))  # charged one step, like any batch drawn from the recipe
+        else:
+            x, y = ctx.fewshot_batch(self.hp.per_class)
         scores = snip_scores(ctx.make_model(ctx.rewind_state), list(ctx.prunable), x, y)
         return {s: PruneResult(scores=scores) for s in sparsities}
 
@@ -196,7 +231,10 @@ class GraSPHyperparameters(_Frozen):
 
 class GraSP(PruningMethod[GraSPHyperparameters]):
     name: ClassVar[str] = "prune-grasp"
-    description: ClassVar[str] = "GraSP: S = -θ ⊙ Hg at the rewind point; the highest S are removed."
+    version: ClassVar[str] = "2"  # 2: every Linear weight in g and Hg, as the reference (was prunable only)
+    description: ClassVar[str] = (
+        "GraSP: S = -θ ⊙ Hg (over every Linear weight) at the rewind point; the highest S are removed."
+    )
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         x, y = ctx.fewshot_batch(self.hp.per_class)

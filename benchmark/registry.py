@@ -345,9 +345,7 @@ def load_method_class(ref: str) -> MethodObject:
     eps = _entry_points()
     if ref in baselines:
         if ref in eps:
-            raise MethodError(
-                f"entry point {ref!r} ({eps[ref].value}) reuses the name of a baseline; the submission must rename it"
-            )
+            raise MethodError(_clash_message(ref, eps[ref], baselines[ref]))
         return baselines[ref]
     if ref not in eps:
         raise MethodError(f"unknown method {ref!r}; see `phenomena-bench methods` or name it as module:attr")
@@ -358,17 +356,97 @@ def load_method_class(ref: str) -> MethodObject:
     return _refuse_impostor(ref, _check_method_object(ref, obj))
 
 
+def _clash_message(name: str, ep: EntryPoint, baseline: type[Method[Any]]) -> str:
+    dist = f" of {ep.dist.name}" if ep.dist is not None else ""
+    return (
+        f"entry point {name!r} ({ep.value}{dist}) reuses the name of a baseline "
+        f"({baseline.__module__}.{baseline.__qualname__}); the submission must rename it"
+    )
+
+
+def name_clashes() -> list[str]:
+    """One line per installed entry point whose name is a baseline's (each names both classes)."""
+    baselines = baseline_classes()
+    return [
+        _clash_message(name, ep, baselines[name]) for name, ep in sorted(_entry_points().items()) if name in baselines
+    ]
+
+
+def family_hooks(base: type) -> dict[str, inspect.Signature]:
+    """The hooks of a family's method base (its public functions, required and optional) and their signatures."""
+    hooks: dict[str, inspect.Signature] = {}
+    for klass in base.__mro__:
+        if klass is Method or not issubclass(klass, Method):
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_") and inspect.isfunction(value) and name not in hooks:
+                hooks[name] = inspect.signature(value)
+    return hooks
+
+
+def _accepts(override: inspect.Signature, expected: inspect.Signature) -> bool:
+    """Whether a hook with signature `override` can be called the way the harness calls `expected`.
+
+    The harness passes the base's parameters positionally: the override needs as many positional slots (or
+    ``*args``), and any parameter of its own must have a default.
+    """
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    wanted = [p for p in expected.parameters.values() if p.kind in kinds]
+    params = list(override.parameters.values())
+    positional = [p for p in params if p.kind in kinds]
+    star = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if len(positional) < len(wanted) and not star:
+        return False
+    extra = positional[len(wanted) :] + [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return all(p.default is not inspect.Parameter.empty for p in extra)
+
+
+def _shown_signature(name: str, signature: inspect.Signature) -> str:
+    return f"{name}({', '.join(signature.parameters)})"
+
+
+def protocol_problems(cls: type[Method[Any]], base: type[Method[Any]]) -> list[str]:
+    """What keeps `cls` from its family's protocol: each missing abstract hook and each hook it overrides
+    with a signature the harness cannot call, with the signature expected (empty when it conforms)."""
+    hooks = family_hooks(base)
+    where = f"class {cls.__module__}.{cls.__qualname__}"
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    problems = []
+    if missing:
+        signatures = "; ".join(_shown_signature(h, hooks[h]) for h in missing if h in hooks)
+        problems.append(
+            f"{where} does not implement the {base.family} hook(s) {', '.join(f'{h}()' for h in missing)}"
+            + (f" (expected {signatures})" if signatures else "")
+        )
+    for name, expected in hooks.items():
+        owner = next(k for k in cls.__mro__ if name in vars(k))
+        if owner is base or issubclass(base, owner) or name in getattr(cls, "__abstractmethods__", ()):
+            continue
+        value = vars(owner)[name]
+        if not callable(value) or isinstance(value, staticmethod | classmethod):
+            problems.append(f"{where}: {name} must be a plain method {_shown_signature(name, expected)}")
+            continue
+        got = inspect.signature(value)
+        if not _accepts(got, expected):
+            problems.append(
+                f"{where}: hook {_shown_signature(name, got)} does not match the {base.family} protocol's "
+                f"{_shown_signature(name, expected)}"
+            )
+    return problems
+
+
 def resolve_method(ref: str, hyperparameters: dict[str, Any] | None = None) -> Method[Any]:
-    """A checked method instance: resolved, hyperparameters validated, its family's protocol satisfied."""
+    """A checked method instance: resolved, hyperparameters validated, its family's protocol satisfied
+    (every required hook overridden, every overridden hook callable as the family calls it)."""
     obj = load_method_class(ref)
     cls = type(obj) if isinstance(obj, Method) else obj
-    missing = missing_hooks(cls)
-    if missing:
-        family = getattr(cls, "family", "?")
-        raise MethodError(
-            f"method {ref!r}: class {cls.__module__}.{cls.__qualname__} does not implement the {family} hook(s) "
-            f"{', '.join(missing)}"
-        )
+    family_name = getattr(cls, "family", None)
+    base = get_family(str(family_name)).method_base if family_name in family_names() else None
+    problems = protocol_problems(cls, base) if base is not None and issubclass(cls, base) else []
+    if not problems and missing_hooks(cls):
+        problems = [f"class {cls.__module__}.{cls.__qualname__} does not implement {', '.join(missing_hooks(cls))}"]
+    if problems:
+        raise MethodError(f"method {ref!r}: " + "; ".join(problems))
     if isinstance(obj, Method):
         method = type(obj)(**{**obj.hp.model_dump(), **(hyperparameters or {})}) if hyperparameters else obj
     else:
@@ -413,5 +491,10 @@ def list_methods() -> tuple[list[MethodInfo], list[str]]:
 
 
 def methods_for_family(family: str) -> list[str]:
+    """Every installed method of `family`. An entry point named like a baseline is an error here too: left
+    out silently, a submitter would never learn that their method did not run."""
+    clashes = name_clashes()
+    if clashes:
+        raise MethodError("; ".join(clashes))
     infos, _ = list_methods()
     return [i.ref for i in infos if i.family == family]

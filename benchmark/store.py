@@ -70,6 +70,16 @@ class MethodIdentity(BaseModel):
     label: str = Field(description="Name shown in tables: name plus any non-default hyperparameter.")
     ref: str = Field(description="How it was resolved: an entry-point name or `module:attr`.")
     source: str | None = Field(default=None, description="Source file of the method, for the leaderboard link.")
+    distribution: str | None = Field(
+        default=None, description="The installed distribution that provides the method (None: not installed)."
+    )
+    distribution_version: str | None = None
+    code: str | None = Field(
+        default=None, description="Digest of the method's code (docstrings left out), part of the run key."
+    )
+    author: str | None = Field(
+        default=None, description="The distribution's declared author(s), for attribution on the leaderboard."
+    )
 
 
 class RunRecord(BaseModel):
@@ -89,6 +99,12 @@ class RunRecord(BaseModel):
     curves: dict[str, dict[str, Any]] = Field(default_factory=dict)
     error: str | None = None
     wall_time_s: float
+    shared_work_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Seconds this run's worker spent building shared cached artefacts (ground truths, controls, "
+        "datasets) that any later run reads from the cache; taken off `wall_time_s` and charged to no method.",
+    )
     device: str
     torch_version: str
     benchmark_version: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator
+from pydantic import Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.core.spec import StrictModel, format_validation_error, read_yaml_mapping
@@ -42,6 +42,15 @@ class SubmissionManifest(StrictModel):
         if unknown:
             raise ValueError(f"unknown family {', '.join(unknown)}; known: {', '.join(family_names())}")
         return families
+
+    @model_validator(mode="after")
+    def _one_way_to_install(self) -> SubmissionManifest:
+        """Exactly one of `pip` and `local_package`: with both the harness could not tell which code it ran,
+        with neither it has nothing to import."""
+        if (self.pip is None) == (self.local_package is None):
+            which = "both" if self.pip is not None else "neither"
+            raise ValueError(f"set exactly one of pip and local_package (this manifest sets {which})")
+        return self
 
 
 def load_manifest(path: str | Path) -> SubmissionManifest:

@@ -18,13 +18,22 @@ from phenomena_bench.data.modular import _make_split as make_split
 from phenomena_bench.data.modular import all_pairs
 from phenomena_bench.families.grokking import FAMILY
 from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
-from phenomena_bench.families.grokking.score import first_crossing, first_held
+from phenomena_bench.families.grokking.score import (
+    after_grok,
+    delay_ratio,
+    first_crossing,
+    first_held,
+    first_joint_crossing,
+)
+from phenomena_bench.families.grokking.spec import GrokkingTask
 from phenomena_bench.families.grokking.train import train_runs
 from phenomena_bench.models.transformer import OneLayerTransformer
 from phenomena_bench.registry import baseline_classes, load_task, resolve_method
 
 SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 INFO = TrainingInfo(steps=10, batch_size=1, n_train=1, p=3, device="cpu", rng_seed=0)
+#: Steps of the cut smoke runs that test mechanics (determinism, batching, compilation): far short of a grok.
+CUT = 100
 STEPS = [0, 50, 100, 150, 200, 250, 300, 350, 400]
 
 
@@ -46,6 +55,21 @@ def test_hold_rule_is_censored_when_too_few_evaluations_follow() -> None:
 def test_hold_zero_is_the_first_crossing() -> None:
     acc = [0.1, 0.2, 0.99, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
     assert first_held(STEPS, acc, 0.99, 0) == first_crossing(STEPS, acc, 0.99) == 100
+
+
+def test_steps_to_95_waits_for_training_accuracy_near_100() -> None:
+    val = [0.1, 0.96, 0.5, 0.96, 0.97, 0.99, 0.99, 0.99, 0.99]
+    train = [0.5, 0.9, 0.95, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0]  # the early 96% came before memorisation
+    assert first_joint_crossing(STEPS, val, train, 0.95, 0.99) == 150
+    assert first_joint_crossing(STEPS, val, [0.5] * 9, 0.95, 0.99) is None
+
+
+def test_delay_ratio_and_post_grok_collapse() -> None:
+    assert delay_ratio(1000, 250) == 4.0 and delay_ratio(3000, None) is None and delay_ratio(500, 0) is None
+    val = [0.1, 0.5, 0.995, 0.999, 0.4, 0.999, 0.999, 0.999, 0.999]  # held at 100 after the 0.5 at 50
+    assert after_grok(STEPS, val, 100, 0.9) == (0.4, True)
+    assert after_grok(STEPS, val[:4] + [0.995] * 5, 100, 0.9) == (0.995, False)
+    assert after_grok(STEPS, val, None, 0.9) == (None, None)
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -155,10 +179,19 @@ def test_configure_is_the_abstract_hook_and_each_baseline_types_its_own_hyperpar
 
     assert missing_hooks(Incomplete) == ["configure()"]
     grokking = [cls for cls in baseline_classes().values() if cls.family == "grokking"]
-    assert len(grokking) == 6 and all(missing_hooks(cls) == [] for cls in grokking)
+    assert len(grokking) == 8 and all(missing_hooks(cls) == [] for cls in grokking)
     # The generic argument sets `Hyperparameters`: each method gets its own model and defaults.
     ema = GrokfastEMA()
     assert type(ema.hp).__name__ == "GrokfastEMAHyperparameters" and ema.hp.alpha == 0.98
+    # The default Grokfast rows are the AdamW baseline plus the filter; the reference code's settings
+    # (Adam, coupled L2) are separate, labelled rows.
+    baseline = AdamW().hp.model_dump()
+    for cls in (GrokfastEMA, GrokfastMA):
+        assert {k: v for k, v in cls().hp.model_dump().items() if k in baseline} == baseline
+    for name, wd in (("grokfast-ema-ref", 0.005), ("grokfast-ma-ref", 0.01)):
+        ref = resolve_method(name)
+        assert not ref.hp.decoupled and ref.hp.weight_decay == wd and "transplanted" in ref.description
+        assert ref.hp.warmup_steps == AdamW().hp.warmup_steps
     assert AdamW().hp.weight_decay == 1.0 and GradNorm().hp.norm == 1.0
     assert AdamW.batchable and GrokfastEMA.batchable and GrokfastMA.batchable and not GradNorm.batchable
     with pytest.raises(MethodError, match="unknown hyperparameter"):
@@ -183,8 +216,46 @@ def test_bad_hyperparameters_name_the_method_and_field() -> None:
 # ------------------------------------------------------------------------------------------------- runs
 
 
-def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> None:
+def _smoke(steps: int | None = None) -> GrokkingTask:
+    """The smoke tier, or its first `steps` steps (tests of the loop's mechanics need no grokking)."""
     task = load_task(SPEC).resolve("smoke")
+    if steps is None:
+        return task
+    return task.model_copy(update={"training": task.training.model_copy(update={"steps": steps})})
+
+
+def _cheapest_that_groks() -> GrokkingTask:
+    """The cheapest configuration the pilot found in which the reference groks on every seed (the task
+    YAML's comment): the default tier's model and full batch on p=31, 80% of the table, 1500 steps. The
+    smoke tier itself is smaller still and only checks the machinery."""
+    base = load_task(SPEC)
+    task = base.resolve("default")
+    return task.model_copy(
+        update={
+            "data": task.data.model_copy(update={"p": 31, "train_fraction": 0.8}),
+            "training": task.training.model_copy(update={"steps": 1500}),
+            "evaluation": task.evaluation.model_copy(update={"past_grok": 1.2}),
+        }
+    )
+
+
+def test_the_reference_groks_late_on_every_seed_of_the_cheapest_grokking_configuration(tmp_path: Path) -> None:
+    """The phenomenon itself: the reference memorises, then generalises at least twice as late, on scoring
+    seeds 0 and 1, and training goes on past the grok without a collapse."""
+    task = _cheapest_that_groks()
+    for seed in range(2):
+        outcome = FAMILY.run(task, resolve_method(FAMILY.reference_method), RunContext(seed, "cpu", tmp_path))
+        m = outcome.metrics
+        assert outcome.status == "ok" and m["reached"] and m["fitted"], (seed, m)
+        assert m["delay_ratio"] >= 2, (seed, m["steps_to_fit"], m["steps_to_target"])
+        assert m["reached_95"] and m["steps_to_fit"] <= m["steps_to_95"]  # 95% counts once training is fitted
+        past = task.evaluation.past_grok * m["steps_to_target"]
+        assert m["steps_run"] >= min(past, task.training.steps) and m["steps_run"] < past + task.training.eval_every
+        assert m["collapsed"] is False and m["min_val_acc_after_grok"] >= task.evaluation.collapse_below
+
+
+def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> None:
+    task = _smoke(CUT)
     ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
     first = FAMILY.run(task, resolve_method("adamw"), ctx)
     second = FAMILY.run(task, resolve_method("adamw"), ctx)
@@ -194,6 +265,7 @@ def test_smoke_run_is_deterministic_and_reports_every_metric(tmp_path: Path) -> 
     m = first.metrics
     assert m["steps_run"] == task.training.steps and m["budget"] == task.training.steps
     assert m["reached"] is False and m["steps_to_target"] == task.training.steps  # censored at the budget
+    assert m["min_val_acc_after_grok"] is None and m["collapsed"] is None  # only a grokked run reports them
     assert 0 <= m["final_val_acc"] <= 1 and m["flops"] > 0
     assert first.curves["val_acc"].x[-1] == task.training.steps
 
@@ -210,7 +282,7 @@ class _PoisonAtStep(AdamW):
 
 
 def test_non_finite_loss_is_reported_as_diverged_at_its_step(tmp_path: Path) -> None:
-    task = load_task(SPEC).resolve("smoke")
+    task = _smoke(CUT)
     outcome = FAMILY.run(task, _PoisonAtStep(), RunContext(seed=0, device="cpu", cache_dir=tmp_path))
     assert outcome.status == "diverged"
     assert "step 9" in (outcome.error or "")  # poisoned after step 8's update, seen in step 9's loss
@@ -222,7 +294,7 @@ def test_non_finite_loss_is_reported_as_diverged_at_its_step(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("method_name", ["adamw", "grokfast-ema"])
 def test_batched_seeds_equal_separate_runs(tmp_path: Path, method_name: str) -> None:
-    task = load_task(SPEC).resolve("smoke")
+    task = _smoke(CUT)
     ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
     seeds = [0, 1, 2]
     batched = train_runs(task, resolve_method(method_name), seeds, ctx)
@@ -234,7 +306,7 @@ def test_batched_seeds_equal_separate_runs(tmp_path: Path, method_name: str) -> 
 
 
 def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> None:
-    task = load_task(SPEC).resolve("smoke")
+    task = _smoke(CUT)
     with pytest.raises(ValueError, match="cannot train several seeds"):
         train_runs(task, resolve_method("grad-norm"), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))
 
@@ -246,10 +318,12 @@ def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> No
 def test_compiled_training_step_matches_eager(tmp_path: Path) -> None:
     from torch._dynamo.utils import counters
 
-    task = load_task(SPEC).resolve("smoke")
+    task = _smoke(CUT)
     counters.clear()
     compiled = train_runs(task, resolve_method("adamw"), [0], RunContext(0, "cpu", tmp_path, compile=True))[0]
     assert counters["stats"]["unique_graphs"] >= 1  # the step really went through torch.compile
     eager = train_runs(task, resolve_method("adamw"), [0], RunContext(0, "cpu", tmp_path))[0]
     assert compiled.metrics["steps_run"] == eager.metrics["steps_run"]
-    torch.testing.assert_close(compiled.curves["val_loss"].y, eager.curves["val_loss"].y, rtol=1e-3, atol=1e-4)
+    # Fused kernels sum in another order; full-batch memorisation amplifies that float noise to ~0.1% of the
+    # held-out loss by step 80 (a wrong compiled step would be off by far more than 1%).
+    torch.testing.assert_close(compiled.curves["val_loss"].y, eager.curves["val_loss"].y, rtol=1e-2, atol=1e-4)

@@ -35,7 +35,7 @@ def test_shipped_tasks_and_site_assets_are_package_data() -> None:
 def test_the_registry_finds_every_family_folder_and_every_baseline() -> None:
     assert registry.family_names() == FAMILIES
     baselines = registry.baseline_classes()
-    assert len(baselines) == 28
+    assert len(baselines) == 31
     assert {cls.family for cls in baselines.values()} == set(FAMILIES)
     assert baselines["adamw"].__module__ == "phenomena_bench.baselines.grokking"
 

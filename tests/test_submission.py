@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from phenomena_bench.cli import main
+from phenomena_bench.cli.options import EXIT_USER_ERROR
 from phenomena_bench.core.errors import SpecError
 from phenomena_bench.submission import load_manifest
-from tests.test_cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
+Checker = Callable[..., tuple[int, str, str]]
 EXAMPLE = ROOT / "submissions" / "example-lion"
 
 
@@ -22,6 +26,20 @@ def one_task(tmp_path: Path) -> Path:
     tasks.mkdir(parents=True)
     shutil.copy(ROOT / "tasks" / "grokking" / "add-mod97.yaml", tasks)
     return tmp_path / "tasks"
+
+
+@pytest.fixture
+def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Checker:
+    """`check-submission ARGS` in this process (its path changes undone afterwards): (exit code, out, err)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["check-submission", *args, "--quiet"])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 def _copy_example(tmp_path: Path, **changes: object) -> Path:
@@ -46,6 +64,7 @@ def test_example_manifest_is_valid() -> None:
         ({"families": ["astrology"]}, "unknown family astrology"),
         ({"entry_point": "no colon"}, "entry_point"),
         ({"paper": "ftp://example.org/p.pdf"}, "paper"),
+        ({"pip": "phenomena-example-lion==0.1.0"}, "set exactly one of pip and local_package"),
     ],
 )
 def test_bad_manifests_name_the_field(tmp_path: Path, change: dict, expected: str) -> None:
@@ -53,19 +72,24 @@ def test_bad_manifests_name_the_field(tmp_path: Path, change: dict, expected: st
         load_manifest(_copy_example(tmp_path, **change))
 
 
-def test_check_submission_runs_the_smoke_tier(tmp_path: Path, one_task: Path) -> None:
-    result = cli("check-submission", str(_copy_example(tmp_path)), "--tasks-dir", str(one_task), "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "entry point ok: lion" in result.stdout and "passed the smoke tier on 1 task" in result.stdout
+def test_check_submission_runs_the_smoke_tier(tmp_path: Path, one_task: Path, check: Checker) -> None:
+    code, out, err = check(str(_copy_example(tmp_path)), "--tasks-dir", str(one_task), "--executor", "local")
+    assert code == 0, err
+    assert "entry point ok: lion" in out and "passed the smoke tier on 1 task" in out
 
 
-def test_check_submission_reports_an_entry_point_that_does_not_import(tmp_path: Path, one_task: Path) -> None:
+def test_check_submission_reports_an_entry_point_that_does_not_import(
+    tmp_path: Path, one_task: Path, check: Checker
+) -> None:
     folder = _copy_example(tmp_path, entry_point="phenomena_example_lion:Missing")
-    result = cli("check-submission", str(folder), "--tasks-dir", str(one_task), "--quiet")
-    assert result.returncode == 2 and "has no attribute 'Missing'" in result.stderr
+    code, _, err = check(str(folder), "--tasks-dir", str(one_task))
+    assert code == EXIT_USER_ERROR
+    assert err.splitlines() == [
+        "error: method 'phenomena_example_lion:Missing': module 'phenomena_example_lion' has no attribute 'Missing'"
+    ]  # one line, once
 
 
-def test_check_submission_refuses_a_family_mismatch(tmp_path: Path, one_task: Path) -> None:
+def test_check_submission_refuses_a_family_mismatch(tmp_path: Path, one_task: Path, check: Checker) -> None:
     folder = _copy_example(tmp_path, families=["pruning"])
-    result = cli("check-submission", str(folder), "--tasks-dir", str(one_task), "--quiet")
-    assert result.returncode == 2 and "is a grokking method" in result.stderr
+    code, _, err = check(str(folder), "--tasks-dir", str(one_task))
+    assert code == EXIT_USER_ERROR and "is a grokking method" in err

@@ -1,7 +1,8 @@
 """The `phenomena-bench` command: one module per subcommand, each with `register` and `run`.
 
 Every user error (bad spec, unknown method, corrupt store, bad argument) is printed as one line naming what
-and where, with a non-zero exit; a traceback only with ``--debug``.
+and where, with a non-zero exit; a traceback only with ``--debug``. Exit codes mean the same in every
+subcommand (:data:`phenomena_bench.cli.options.EXIT_CODES`, printed by ``--help``).
 
 Only `publish` and `pull` talk to the Hub, so only they keep Hub tokens (and other credential-looking
 variables, :func:`phenomena_bench.core.redact.is_secret`) in their environment. Every other subcommand drops
@@ -22,6 +23,7 @@ from pathlib import Path
 from phenomena_bench import __version__
 from phenomena_bench.cli import (
     check_submission,
+    docs,
     leaderboard,
     methods,
     publish,
@@ -31,11 +33,11 @@ from phenomena_bench.cli import (
     tasks,
     validate,
 )
-from phenomena_bench.cli.options import EXIT_INTERRUPTED, EXIT_USER_ERROR
+from phenomena_bench.cli.options import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, exit_codes_text
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.redact import remember_secrets, secret_names
 
-SUBCOMMANDS = (tasks, validate, methods, schema, run, show, check_submission, leaderboard, publish)
+SUBCOMMANDS = (tasks, validate, methods, schema, docs, run, show, check_submission, leaderboard, publish)
 #: The subcommands that may hold a Hub token.
 TOKEN_COMMANDS = frozenset({"publish", "pull"})
 #: Set in the environment of a process re-executed without its secrets (so it never re-executes again).
@@ -68,7 +70,10 @@ def drop_secrets(reexec: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="phenomena-bench", description="A declarative benchmark suite for deep-learning phenomena."
+        prog="phenomena-bench",
+        description="A declarative benchmark suite for deep-learning phenomena.",
+        epilog=exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"phenomena-bench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # what a subcommand re-running itself passes on
     if args.command not in TOKEN_COMMANDS:
         # A command line of its own (argv None) is this process: re-executing it is safe. A caller that
         # passes argv (a test, an embedding program) keeps its process; only os.environ is cleaned.
@@ -105,4 +111,4 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return EXIT_INTERNAL_ERROR

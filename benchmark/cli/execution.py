@@ -11,7 +11,8 @@ from phenomena_bench.store import Store
 
 
 def execute(todo: list[PlannedRun], args: argparse.Namespace, store: Store, device: str) -> int:
-    """Run `todo` as the arguments say; returns how many runs failed or timed out."""
+    """Run `todo` as the arguments say; returns how many runs ended without a complete score (failed,
+    timeout or budget_exceeded: exit code 3)."""
     from phenomena_bench.run.orchestrate import Progress, execute_plan, make_executor, worker_count
     from phenomena_bench.run.plan import batching_enabled, group_jobs
 
@@ -25,4 +26,4 @@ def execute(todo: list[PlannedRun], args: argparse.Namespace, store: Store, devi
     result = execute_plan(todo, store, executor, batch, Progress(len(todo), enabled=not args.quiet))
     if result.by_others:
         print(f"{result.by_others} run(s) were done meanwhile by another runner on {store.root}", file=sys.stderr)
-    return len(result.failed)
+    return len(result.not_ok)

@@ -19,9 +19,33 @@ from phenomena_bench.core.seeds import DEV_SEED_BASE
 from phenomena_bench.core.spec import TIER_NAMES
 from phenomena_bench.store import STORE_ENV, RunRecord, Store, default_store_path
 
+EXIT_OK = 0
+EXIT_INTERNAL_ERROR = 1
 EXIT_USER_ERROR = 2
 EXIT_RUNS_FAILED = 3
 EXIT_INTERRUPTED = 130
+#: The statuses that make a command exit with EXIT_RUNS_FAILED: the run has no complete score. (A diverged run
+#: is a scored outcome of the method, like a slow one: it exits 0.)
+NOT_OK_STATUSES = frozenset({"failed", "timeout", "budget_exceeded"})
+
+#: What each exit code means, the same for every subcommand (`run` and `check-submission` alike). Shown by
+#: ``phenomena-bench --help`` and copied in the README.
+EXIT_CODES = (
+    (EXIT_OK, "success: every run this command did ended ok or diverged (a scored outcome)"),
+    (EXIT_INTERNAL_ERROR, "an unexpected error inside phenomena-bench (a bug: rerun with --debug, report it)"),
+    (
+        EXIT_USER_ERROR,
+        "nothing was run: a bad argument, task spec, manifest or store, or a method refused before any run "
+        "(unknown or misspelt hyperparameter, missing hook, wrong signature, name clash, entry point)",
+    ),
+    (EXIT_RUNS_FAILED, "a run this command did ended failed, timeout or budget_exceeded (reasons under the table)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C); the finished runs are stored, the same command does the rest"),
+)
+
+
+def exit_codes_text() -> str:
+    """The exit-code table as `--help` prints it."""
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
 
 
 class _SplitList(argparse.Action):

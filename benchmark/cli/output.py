@@ -4,6 +4,9 @@ The terminal table shows the default columns (readable in 120 columns); ``--wide
 ``--columns a,b`` picks columns by key (see :mod:`phenomena_bench.analysis.tables`). The JSON gives every
 row its ``verdict``, Holm-adjusted ``p_value``, ``n_paired``, ``diff_interval`` (with ``interval_method``) and
 its table's ``mde`` at ``mde_seeds`` paired seeds.
+
+Under the tables, one line per run that is not ok says why (its status and the first line of its reason):
+this is the one place a failure is printed, so a log shows each once.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import argparse
 import json
 from collections.abc import Sequence
 
+from phenomena_bench.core.text import printable
 from phenomena_bench.store import RunRecord
+
+#: At most this many "why not ok" lines under the table; the rest are counted (`show --runs` lists all).
+MAX_REASONS = 20
 
 
 def _column_list(text: str) -> list[str]:
@@ -54,3 +61,25 @@ def print_results(
         return
     tables = choose_columns(build_tables(rows), wide=wide, columns=columns)
     print(markdown.render_all(tables) if fmt == "markdown" else terminal.render_all(tables))
+    reasons = not_ok_reasons(records)
+    if reasons:
+        print("\nnot ok:\n" + "\n".join(f"  {line}" for line in reasons))
+
+
+def reason_of(record: RunRecord, limit: int = 160) -> str:
+    """The first line of a record's reason, printable and cut to `limit` characters."""
+    lines = (record.error or "").strip().splitlines()
+    text = printable(lines[0] if lines else "no reason recorded")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def not_ok_reasons(records: Sequence[RunRecord]) -> list[str]:
+    """One line per run that is not ok: task, tier, method, seed, status and why."""
+    bad = sorted((r for r in records if r.status != "ok"), key=lambda r: (r.task_id, r.tier, r.method.label, r.seed))
+    lines = [
+        f"{printable(r.task_id)} [{r.tier}] {printable(r.method.label)} seed={r.seed}: {r.status}: {reason_of(r)}"
+        for r in bad[:MAX_REASONS]
+    ]
+    if len(bad) > MAX_REASONS:
+        lines.append(f"... and {len(bad) - MAX_REASONS} more (see `phenomena-bench show --runs`)")
+    return lines

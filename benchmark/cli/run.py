@@ -87,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if failed:
         print(
-            f"{failed} run(s) did not finish (failed or timed out); see `phenomena-bench show --runs`", file=sys.stderr
+            f"{failed} run(s) ended failed, timeout or budget_exceeded (reasons under the table); exit code "
+            f"{EXIT_RUNS_FAILED}",
+            file=sys.stderr,
         )
         return EXIT_RUNS_FAILED
     return 0

@@ -9,8 +9,14 @@ hyperparameter model, and implements that base's abstract hooks::
 
         def configure(self, model, params, info): ...   # self.hp is a LionHyperparameters
 
-Its *identity* (name, family, version and every hyperparameter value, defaults included) is recorded with
-every run and enters the run key, so changing a default can never keep serving an old result.
+Its *identity* (name, family, version, every hyperparameter value with defaults included, the installed
+distribution that provides it and a digest of its code) is recorded with every run and enters the run key,
+so changing a default can never keep serving an old result, and a different class that happens to carry the
+same name and version is never credited with another's stored results (:func:`code_digest`).
+
+Hyperparameters are strict whatever model the submitter wrote: a plain ``BaseModel`` (which pydantic lets
+ignore unknown keys) is checked against its fields here, and a misspelt key (``--hp lrr=1e-3``) is an error
+that names the closest field rather than a run served under the defaults.
 
 Everything a hook returns is checked by the harness before it counts (:func:`checked_count`,
 :func:`checked_real`, :func:`checked_flops`): a value of the wrong type or outside its domain (a negative
@@ -20,14 +26,22 @@ being recorded as a forged score.
 
 from __future__ import annotations
 
+import ast
+import difflib
+import functools
+import inspect
 import math
 import numbers
+import sys
+import textwrap
 from abc import ABC
+from importlib import metadata
 from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from phenomena_bench.core.errors import MethodError
+from phenomena_bench.core.hashing import sha256_hex
 from phenomena_bench.core.text import printable
 
 
@@ -67,10 +81,7 @@ class Method(ABC, Generic[HP]):
         known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
         unknown = sorted(set(hyperparameters) - known)
         if unknown:
-            allowed = ", ".join(sorted(model.model_fields)) or "none"
-            raise MethodError(
-                f"method {self.name!r}: unknown hyperparameter(s) {', '.join(unknown)} (allowed: {allowed})"
-            )
+            raise MethodError(f"method {self.name!r}: {unknown_keys_message(unknown, sorted(known))}")
         try:
             self.hp = model(**hyperparameters)  # type: ignore[assignment]
         except ValidationError as err:
@@ -80,12 +91,19 @@ class Method(ABC, Generic[HP]):
             raise MethodError(f"method {self.name!r}: invalid hyperparameters: {problems}") from None
 
     def identity(self) -> dict[str, Any]:
-        """What names this method in a run key: name, family, version and every hyperparameter value."""
+        """What names this method in a run key: name, family, version, every hyperparameter value, the
+        distribution that provides the class (name and version, ``None`` when not installed) and
+        :func:`code_digest` of its class."""
+        cls = type(self)
+        dist = distribution_of(cls)
         return {
             "name": self.name,
             "family": self.family,
             "version": str(self.version),
             "hyperparameters": self.hp.model_dump(mode="json"),
+            "distribution": dist.name if dist else None,
+            "distribution_version": dist.version if dist else None,
+            "code": code_digest(cls),
         }
 
     def label(self) -> str:
@@ -97,6 +115,121 @@ class Method(ABC, Generic[HP]):
         if not changed:
             return self.name
         return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
+
+
+def unknown_keys_message(unknown: list[str], allowed: list[str]) -> str:
+    """One line for misspelt hyperparameters: each unknown key with its closest field, and the fields."""
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        if close:
+            hints.append(f"{close[0]} for {key}")
+    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+    return f"unknown hyperparameter(s) {', '.join(unknown)} (allowed: {', '.join(allowed) or 'none'}){hint}"
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """`tree` without the docstrings of its module, classes and functions (prose is not behaviour)."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _class_code(cls: type) -> str:
+    """The code of one class as a normalised AST dump (comments, docstrings and layout left out)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+        return ast.dump(_strip_docstrings(ast.parse(source)))
+    except (OSError, TypeError, SyntaxError):  # no source (built in a REPL, a zip without .py): its bytecode
+        return repr(sorted((k, getattr(v, "__code__", None) and v.__code__.co_code) for k, v in vars(cls).items()))
+
+
+def _is_harness_class(cls: type) -> bool:
+    """A class of the harness (a family's method base, :class:`Method`): versioned by the task, not hashed."""
+    return cls.__module__.startswith(("phenomena_bench.core.", "phenomena_bench.families."))
+
+
+@functools.cache
+def code_digest(cls: type) -> str:
+    """SHA-256 of the code of `cls` and of each base class it inherits from, up to its family's base.
+
+    Docstrings, comments and formatting do not count, nor where the module lives, so editing prose or moving
+    a file keeps every stored result; any change to a statement makes the key new. Code outside the classes
+    (a helper function, an optimizer class the method instantiates) is covered by the method's ``version``
+    and its distribution's version, which the identity also carries.
+    """
+    parts = [_class_code(c) for c in cls.__mro__ if issubclass(c, Method) and not _is_harness_class(c)]
+    return sha256_hex("\n".join(parts))
+
+
+@functools.cache
+def _distributions_by_module() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())
+
+
+@functools.cache
+def distribution_of(cls: type) -> metadata.Distribution | None:
+    """The installed distribution whose files hold `cls` (None for code put on ``sys.path`` uninstalled).
+
+    Matched by the top-level module name, then confirmed by the distribution's file list (or its editable
+    install's path), so a folder on ``sys.path`` that shadows an installed package is not credited to it.
+    """
+    top = cls.__module__.split(".")[0]
+    module = sys.modules.get(cls.__module__)
+    where = getattr(module, "__file__", None)
+    for name in _distributions_by_module().get(top, []):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if where is None or _holds(dist, where):
+            return dist
+    return None
+
+
+def _holds(dist: metadata.Distribution, path: str) -> bool:
+    from pathlib import Path
+
+    target = Path(path).resolve()
+    for file in dist.files or []:
+        located = Path(str(dist.locate_file(file)))
+        if located.suffix == ".pth":  # an editable install: a .pth naming the source folder(s)
+            try:
+                folders = [line.strip() for line in located.read_text().splitlines() if line.strip()]
+            except OSError:
+                continue
+            if any(target.is_relative_to(Path(f).resolve()) for f in folders if not f.startswith("import ")):
+                return True
+        elif located.resolve() == target:
+            return True
+    return _editable_finder_holds(dist, target)
+
+
+def _editable_finder_holds(dist: metadata.Distribution, target: Any) -> bool:
+    """A setuptools editable install maps packages to folders in a generated finder module."""
+    from pathlib import Path
+
+    for file in dist.files or []:
+        if str(file).startswith("__editable__") and str(file).endswith("_finder.py"):
+            text = Path(str(dist.locate_file(file))).read_text(errors="replace")
+            start = text.find("MAPPING")
+            if start < 0:
+                continue
+            try:
+                mapping = ast.literal_eval(text[text.index("=", start) + 1 : text.index("}", start) + 1].strip())
+            except (ValueError, SyntaxError):
+                continue
+            if any(target.is_relative_to(Path(folder).resolve()) for folder in mapping.values()):
+                return True
+    return False
 
 
 def shown(value: object, limit: int = 60) -> str:

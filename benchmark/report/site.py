@@ -321,12 +321,51 @@ def _submitted_by(ref: str, name: str, submissions: Sequence[SubmissionInfo]) ->
     return next((s for s in submissions if ref in {s.entry_point, s.name} or name == s.name), None)
 
 
+def attribution(
+    name: str, ref: str, records: Sequence[RunRecord], submissions: Sequence[SubmissionInfo]
+) -> tuple[str, bool]:
+    """Who a method is by, and whether that text is a muted default: the installed distribution's metadata
+    (author, name, version) as recorded with its runs, the manifest's authors added to it; "baseline" only
+    for a method this project ships (recorded as from the phenomena-bench distribution, or, for a record
+    older than that field, a shipped baseline's name); anything else says it is unattributed."""
+    sub = _submitted_by(ref, name, submissions)
+    identities = [r.method for r in sorted(records, key=lambda r: r.finished_at) if r.method.name == name]
+    latest = identities[-1] if identities else None
+    dist = latest.distribution if latest else None
+    shipped = dist == "phenomena-bench" or (
+        dist is None and latest is not None and latest.code is None and name in _baseline_names()
+    )
+    people = list(sub.authors) if sub else []
+    if latest is not None and latest.author and not shipped and latest.author not in people:
+        people.append(latest.author)
+    package = f"{dist} {latest.distribution_version or ''}".strip() if dist and latest and not shipped else None
+    if people:
+        return ", ".join(people) + (f" ({package})" if package else ""), False
+    if package:
+        return package, False
+    if shipped:
+        return "baseline", True
+    return "unattributed (no manifest, not installed)", True
+
+
+def _baseline_names() -> frozenset[str]:
+    from phenomena_bench.registry import baseline_classes
+
+    try:
+        return frozenset(baseline_classes())
+    except Exception:  # the site can be built where the baselines do not import: then none is assumed
+        return frozenset()
+
+
 def _method_href(root: str, method_name: str) -> str:
     return f"{root}methods/{slug(method_name)}.html"
 
 
-def results_table(table: Table, submissions: Sequence[SubmissionInfo], root: str) -> SiteTable:
-    """A (task, tier) table with every column, plus who submitted each method; the method links to its page."""
+def results_table(
+    table: Table, submissions: Sequence[SubmissionInfo], root: str, records: Sequence[RunRecord] = ()
+) -> SiteTable:
+    """A (task, tier) table with every column, plus who submitted each method (:func:`attribution`); the
+    method links to its page."""
     keep = [i for i, c in enumerate(table.columns) if c.key not in {"version", "date"}]
     tail = [i for i, c in enumerate(table.columns) if c.key in {"version", "date"}]
     headers = [table.columns[i].title for i in keep] + ["submitted by"] + [table.columns[i].title for i in tail]
@@ -335,9 +374,8 @@ def results_table(table: Table, submissions: Sequence[SubmissionInfo], root: str
         cells = []
         for i in [*keep, -1, *tail]:
             if i == -1:
-                sub = _submitted_by(trow.row.method_ref, trow.row.method_name, submissions)
-                authors = ", ".join(sub.authors) if sub else "baseline"
-                cells.append(SiteCell(authors, authors, muted=sub is None))
+                authors, muted = attribution(trow.row.method_name, trow.row.method_ref, records, submissions)
+                cells.append(SiteCell(authors, authors, muted=muted))
                 continue
             col, cell = table.columns[i], trow.cells[i]
             if col.key == "method":
@@ -426,7 +464,7 @@ def task_page(info: TaskInfo, data: SiteData) -> str:
                 "primary_metric": table.primary_metric,
                 "better": "lower" if table.direction == "min" else "higher",
                 "reference": table.reference_method,
-                "table": results_table(table, data.submissions, root),
+                "table": results_table(table, data.submissions, root, data.records),
                 "notes": list(table.notes),
                 "figures": _curve_figures(info.task_id, tier, data.records, [r.method for r in rows]),
             }
@@ -444,6 +482,8 @@ def method_page(name: str, data: SiteData) -> str:
         ("resolved as", ", ".join(sorted({r.method.ref for r in recs}))),
     ]
     submission = _submitted_by(recs[0].method.ref, name, data.submissions) if recs else None
+    by, _ = attribution(name, recs[0].method.ref if recs else name, recs, data.submissions)
+    facts.append(("submitted by", by))
     variants: dict[str, dict[str, Any]] = {}
     for r in sorted(recs, key=lambda r: (r.finished_at, r.key)):
         variants[r.method.label] = r.method.hyperparameters
@@ -586,10 +626,26 @@ def index_page(data: SiteData) -> str:
 # ------------------------------------------------------------------------------------------- building
 
 
+def guide_page(family: str) -> str:
+    """A family's submission guide (:mod:`phenomena_bench.report.guide`), with the shipped tasks' budgets."""
+    from markupsafe import Markup
+
+    from phenomena_bench.core.errors import BenchmarkError
+    from phenomena_bench.registry import load_tasks, task_dirs
+    from phenomena_bench.report.guide import family_guide, guide_html
+
+    try:
+        specs = [spec for _, spec in load_tasks(task_dirs()).values() if spec.family == family]
+    except BenchmarkError:  # the guide does not need the budgets table to be useful
+        specs = []
+    body = Markup(guide_html(family_guide(family, specs)))  # noqa: S704  # every text piece is escaped
+    return _render("guide.html", f"submitting a {family} method", "../", family=family, body=body)
+
+
 def build_site(data: SiteData, out: Path) -> list[Path]:
     """Write the site into `out` (created; files from an earlier build are replaced). Returns the pages."""
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("tasks", "methods", "assets", "data"):
+    for sub in ("tasks", "methods", "guide", "assets", "data"):
         if (out / sub).is_dir():
             shutil.rmtree(out / sub)
         (out / sub).mkdir()
@@ -608,6 +664,10 @@ def build_site(data: SiteData, out: Path) -> list[Path]:
         write(f"tasks/{slug(task_id)}.html", task_page(info, data))
     for name in sorted({r.method.name for r in data.records}):
         write(f"methods/{slug(name)}.html", method_page(name, data))
+    from phenomena_bench.registry import family_names
+
+    for family in sorted(set(data.families) & set(family_names())):
+        write(f"guide/{slug(family)}.html", guide_page(family))
     (out / "data" / "records.json").write_text(
         json.dumps([r.model_dump(mode="json") for r in data.records], indent=1, sort_keys=True), encoding="utf-8"
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phenomena_bench import __version__
+from phenomena_bench.core.costs import reset_shared, shared_seconds
 from phenomena_bench.core.errors import BenchmarkError, MethodError
 from phenomena_bench.core.family import Diverged, RunContext, RunOutcome, Status
 from phenomena_bench.core.text import printable
@@ -34,7 +35,13 @@ def make_record(
     wall_time_s: float,
     torch_version: str = "unknown",
     batched_with: int = 1,
+    shared_work_s: float = 0.0,
 ) -> RunRecord:
+    """The record of one run. A status other than ok always carries a reason (the family's, else one naming
+    the family that gave none), so no table or exit message is left to show an empty failure."""
+    error = outcome.error
+    if outcome.status != "ok" and not (error or "").strip():
+        error = f"{outcome.status} (the {run.family} family gave no reason)"
     return RunRecord(
         key=run.key,
         task_id=run.task_id,
@@ -46,8 +53,9 @@ def make_record(
         status=outcome.status,
         metrics=outcome.metrics,
         curves={name: curve.to_json() for name, curve in outcome.curves.items()},
-        error=outcome.error,
+        error=error,
         wall_time_s=round(wall_time_s, 3),
+        shared_work_s=round(shared_work_s, 3),
         device=device,
         torch_version=torch_version,
         benchmark_version=__version__,
@@ -91,12 +99,17 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
     run of the job (in a batch they share the
     method's code and the program). Each record carries the batch size and an equal share of the wall time,
     so costs stay comparable with runs done alone; the caller decides where the records go.
+
+    Time the job spent inside :func:`~phenomena_bench.core.costs.shared_work` (building a cached ground
+    truth, control or dataset that later runs read for free) is taken off that share and recorded apart as
+    ``shared_work_s``: otherwise whichever method runs first pays for every method.
     """
     import torch
 
     first = job.runs[0]
     seeds = [run.seed for run in job.runs]
     started_at, t0 = _now(), time.perf_counter()
+    reset_shared()
     family = get_family(first.family)
     try:
         task = family.spec_model.model_validate(first.task)
@@ -124,8 +137,18 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
         # the innermost frames are the submission's: keep those when the stack is deep
         error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
         outcomes = [RunOutcome(status="failed", error=error) for _ in seeds]
-    share = (time.perf_counter() - t0) / len(seeds)
+    shared = shared_seconds()
+    share = max(0.0, time.perf_counter() - t0 - shared) / len(seeds)
     return [
-        make_record(run, outcome, device, started_at, share, torch.__version__, batched_with=len(seeds))
+        make_record(
+            run,
+            outcome,
+            device,
+            started_at,
+            share,
+            torch.__version__,
+            batched_with=len(seeds),
+            shared_work_s=shared / len(seeds),
+        )
         for run, outcome in zip(job.runs, outcomes)
     ]

@@ -75,9 +75,15 @@ class PlanResult:
         """Runs that ended failed or timed out (the statuses `--retry-failed` redoes)."""
         return [r for r in self.finished if r.status in ("failed", "timeout")]
 
+    @property
+    def not_ok(self) -> list[RunRecord]:
+        """Runs that ended without a complete score: failed, timeout or budget_exceeded (exit code 3)."""
+        return [r for r in self.finished if r.status in ("failed", "timeout", "budget_exceeded")]
+
 
 class Progress:
-    """Where the orchestration reports: a tqdm bar on a terminal, plain lines otherwise (or nothing)."""
+    """Where the orchestration reports: a tqdm bar only when stderr is a terminal (a log gets no bar, whose
+    redraws would flood it), plain lines otherwise (or nothing)."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
         from tqdm import tqdm
@@ -151,13 +157,7 @@ def execute_plan(
         if record.key in claims:
             claims.pop(record.key).release()
         result.finished.append(record)
-        progress.advance()
-        if record.status != "ok":
-            first_line = (record.error or "").strip().splitlines()[:1]
-            progress.note(
-                f"{record.status}: {record.task_id} {record.method.label} seed={record.seed}: "
-                f"{first_line[0] if first_line else ''}"
-            )
+        progress.advance()  # a run that is not ok is explained once, under the results table
         if on_record is not None:
             on_record(record)
 

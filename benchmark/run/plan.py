@@ -1,9 +1,10 @@
 """Plans runs (task x method x seed) and keys them by content.
 
 The run key is the SHA-256 of the canonical JSON of everything that determines a result: the task spec as
-run (tier applied; prose left out), the method's identity (name, family, version and every hyperparameter
-value, defaults included — a changed default must not keep an old key), the seed and the benchmark
-version. Equal keys mean equal results, so the runner skips any key already in the store.
+run (tier applied; prose left out), the method's identity (name, family, version, every hyperparameter
+value with defaults included — a changed default must not keep an old key —, the distribution that provides
+it and a digest of its code — a different class under the same name must not share a key), the seed and the
+benchmark version. Equal keys mean equal results, so the runner skips any key already in the store.
 
 This module must stay importable without torch: worker processes unpickle a :class:`PlannedRun` before they
 have set their thread count, and `phenomena-bench tasks` should not pay for importing torch.
@@ -18,7 +19,7 @@ from phenomena_bench import __version__
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.family import Status
 from phenomena_bench.core.hashing import canonical_json, sha256_hex
-from phenomena_bench.core.method import Method
+from phenomena_bench.core.method import Method, distribution_of
 from phenomena_bench.core.seeds import DEV_SEED_BASE
 from phenomena_bench.core.spec import TaskSpec, TierName
 from phenomena_bench.registry import get_family, method_source, methods_for_family, resolve_method
@@ -173,7 +174,11 @@ def plan_runs(
                 continue  # several tasks of several families: each method runs where it fits
             batchable = get_family(task.family).can_batch(method)
             identity = MethodIdentity(
-                **method.identity(), label=method.label(), ref=ref, source=method_source(method)
+                **method.identity(),
+                label=method.label(),
+                ref=ref,
+                source=method_source(method),
+                author=_author_of(method),
             ).model_dump(mode="json")
             count = seeds if seeds is not None else run_task.seeds
             for seed in range(first_seed, first_seed + count):
@@ -202,6 +207,18 @@ def plan_runs(
     if method_refs and not plan.all_keys:
         raise BenchmarkError("none of the chosen methods fits any of the chosen tasks (check their families)")
     return plan
+
+
+def _author_of(method: Method) -> str | None:
+    """Who the installed distribution says wrote `method` (its Author or Author-email), for attribution."""
+    dist = distribution_of(type(method))
+    if dist is None:
+        return None
+    for field_name in ("Author", "Author-email", "Maintainer"):
+        values = dist.metadata.get_all(field_name) or []
+        if values:
+            return ", ".join(str(v) for v in values)
+    return None
 
 
 def _status_of(store: Store, key: str, corrupt: list[str]) -> str | None:

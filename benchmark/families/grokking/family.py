@@ -7,9 +7,16 @@ transformer on the seed's split of (a op b) mod p (:mod:`.train`), evaluates the
 - ``steps_to_target``: the first evaluation at which held-out accuracy reaches the target (99 %) *and*
   holds for the next `hold_evals` (5) evaluations. A run that never gets there is censored at the budget
   (``reached: false``), not failed: it is a lower bound, never averaged as if finished.
-- ``steps_to_95``: the first crossing of 95 % (Grokfast, NeuralGrok, the Muon paper), ``steps_to_fit``:
-  the first evaluation with training accuracy at the target (memorisation).
-- final train/held-out accuracy and loss, and the FLOPs spent.
+- ``steps_to_fit``: the first evaluation with training accuracy at the target (memorisation), and
+  ``delay_ratio`` = ``steps_to_target / steps_to_fit``: the phenomenon itself (>= 2 is a grokking delay;
+  a lower bound when censored).
+- ``steps_to_95``: the Muon paper's grokking step, the first evaluation with held-out accuracy >= 95 %
+  while training accuracy is at the target (~100 %) too.
+- ``min_val_acc_after_grok`` and ``collapsed``: training goes on past the grok to `past_grok` (1.5) x the
+  first held step, capped by the budget; the lowest held-out accuracy from the first held step on, and
+  whether it fell below `collapse_below` (90 %) — generalisation that does not last (Janati et al. 2026
+  report it for Muon). Only grokked runs report these two.
+- final train/held-out accuracy and loss (at the end of training, past the grok), and the FLOPs spent.
 
 A method implements :class:`~phenomena_bench.families.grokking.api.GrokkingMethod` (see :mod:`.api`).
 """
@@ -65,6 +72,9 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
             Column("success", "reached", "rate", floor=0.0),
             Column("steps to 95%", "steps_to_95", "median_iqr", event="reached_95", digits=0),
             Column("memorised at", "steps_to_fit", "median_iqr", event="fitted", digits=0),
+            Column("delay ratio", "delay_ratio", "median_iqr", event="reached", digits=2),
+            Column("min val acc after grok", "min_val_acc_after_grok", "mean_ci", digits=4),
+            Column("collapsed", "collapsed", "rate"),
             Column("final val acc", "final_val_acc", "mean_ci", digits=4, floor=0.0),
             Column("GFLOP to 99%", "gflops_to_target", "median_iqr", event="reached", digits=1),
         ]

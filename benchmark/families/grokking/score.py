@@ -2,7 +2,9 @@
 
 The training loop (:mod:`.train`) only records evaluations in a :class:`Track`; this module decides what
 they mean: the held target (hold-for-`hold_evals`), the first crossings, censoring at the budget, FLOPs to
-the target. A run that never gets there is censored (``reached: false``), not failed.
+the target, the delay between memorisation and generalisation (the phenomenon itself), and what happened
+after the grok (training goes on to `past_grok` x the first held step). A run that never gets there is
+censored (``reached: false``), not failed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,33 @@ def first_crossing(steps: list[int], values: list[float], threshold: float) -> i
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
 
 
+def first_joint_crossing(
+    steps: list[int], val: list[float], train: list[float], val_threshold: float, train_threshold: float
+) -> int | None:
+    """The first evaluation with held-out accuracy >= `val_threshold` while training accuracy is >=
+    `train_threshold` (the Muon paper's grokking step: 95% held-out once training accuracy is ~100%)."""
+    return next((s for s, v, t in zip(steps, val, train) if v >= val_threshold and t >= train_threshold), None)
+
+
+def delay_ratio(grokked_or_budget: int, fitted: int | None) -> float | None:
+    """Steps to the held target / steps to memorisation: >= 2 is a grokking delay, ~1 is plain learning.
+
+    With a censored run (`grokked_or_budget` is the budget) it is a lower bound. None when the training split
+    was never memorised (or at step 0: nothing was learned before generalising)."""
+    return round(grokked_or_budget / fitted, 3) if fitted else None
+
+
+def after_grok(
+    steps: list[int], val: list[float], grokked: int | None, below: float
+) -> tuple[float | None, bool | None]:
+    """(Minimum held-out accuracy from the first held step to the end of training, whether it fell below
+    `below`); (None, None) for a run that did not grok."""
+    if grokked is None:
+        return None, None
+    lowest = min(v for s, v in zip(steps, val) if s >= grokked)
+    return lowest, lowest < below
+
+
 @dataclass
 class Track:
     """One run's evaluations and fate inside a (possibly batched) training program."""
@@ -64,8 +93,9 @@ def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
     eval_steps, train_acc, val_acc, val_loss = t.eval_steps, t.train_acc, t.val_acc, t.val_loss
     train_loss = t.train_loss
     grokked = first_held(eval_steps, val_acc, ev.target, ev.hold_evals)
-    crossed = first_crossing(eval_steps, val_acc, ev.crossing)
+    crossed = first_joint_crossing(eval_steps, val_acc, train_acc, ev.crossing, ev.target)
     fitted = first_crossing(eval_steps, train_acc, ev.target)
+    lowest, collapsed = after_grok(eval_steps, val_acc, grokked, ev.collapse_below)
     metrics: dict[str, Scalar] = {
         "steps_to_target": grokked if grokked is not None else budget,
         "reached": grokked is not None,
@@ -73,6 +103,9 @@ def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
         "reached_95": crossed is not None,
         "steps_to_fit": fitted if fitted is not None else budget,
         "fitted": fitted is not None,
+        "delay_ratio": delay_ratio(grokked if grokked is not None else budget, fitted),
+        "min_val_acc_after_grok": lowest,
+        "collapsed": collapsed,
         "final_train_acc": train_acc[-1],
         "final_val_acc": val_acc[-1],
         "final_train_loss": train_loss[-1] if math.isfinite(train_loss[-1]) else None,

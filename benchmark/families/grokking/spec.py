@@ -75,12 +75,40 @@ class GrokkingEvaluation(StrictModel):
     direction: Literal["min"] = "min"
     target: float = Field(default=0.99, gt=0, le=1, description="Held-out accuracy that counts as grokked.")
     hold_evals: int = Field(default=5, ge=0, le=1000, description="Further evaluations the target must hold for.")
-    crossing: float = Field(default=0.95, gt=0, le=1, description="Also report the first crossing of this accuracy.")
+    crossing: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Also report the first evaluation with held-out accuracy at this level and training "
+        "accuracy at `target` (the Muon paper's grokking step).",
+    )
     stop_when_held: bool = Field(
         default=True,
-        description="End the run once the target has held (saves compute; final accuracies are then "
-        "those at the stop).",
+        description="End the run once the target has held and training has gone on to `past_grok` times the "
+        "first held step (saves compute; final accuracies are then those at the stop).",
     )
+    past_grok: float = Field(
+        default=1.5,
+        ge=1,
+        le=100,
+        description="Train on to this multiple of the first held step (capped by the budget), so that a "
+        "generalisation that does not last (post-grokking collapse) is seen.",
+    )
+    collapse_below: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="A grokked run whose held-out accuracy later falls below this has collapsed.",
+    )
+
+    @model_validator(mode="after")
+    def _collapse_below_target(self) -> GrokkingEvaluation:
+        if self.collapse_below >= self.target:
+            raise ValueError(
+                f"evaluation.collapse_below ({self.collapse_below}) must be below the target ({self.target}): "
+                "a run holding the target cannot have collapsed"
+            )
+        return self
 
 
 class GrokkingTask(TaskSpec):

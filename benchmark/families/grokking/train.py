@@ -27,7 +27,7 @@ from phenomena_bench.core.seeds import method_seed, seed_global_generators
 from phenomena_bench.data.modular import _make_split
 from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
 from phenomena_bench.families.grokking.score import Track, first_held, score_run
-from phenomena_bench.families.grokking.spec import GrokkingTask
+from phenomena_bench.families.grokking.spec import GrokkingEvaluation, GrokkingTask
 from phenomena_bench.models.transformer import OneLayerTransformer
 
 
@@ -105,6 +105,12 @@ def _accuracy_and_loss(
     return (correct / n).tolist(), (loss / n).tolist()
 
 
+def past_the_grok(track: Track, at: int, ev: GrokkingEvaluation) -> bool:
+    """Whether the target has held and training has gone on to `past_grok` x the first held step."""
+    held = first_held(track.eval_steps, track.val_acc, ev.target, ev.hold_evals)
+    return held is not None and at >= ev.past_grok * held
+
+
 def _checked_configured(configured: object, name: str) -> tuple[torch.optim.Optimizer, Any]:
     """What `configure` returned, as (optimizer, scheduler or None); a MethodError naming anything else."""
     optimizer, scheduler = configured if isinstance(configured, tuple) and len(configured) == 2 else (configured, None)
@@ -127,8 +133,8 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     """The one training loop of the family, for one or several seeds at once.
 
     Data stays on the device; minibatches come from epoch-wise reshuffling with each seed's own generator,
-    so a seed sees the same batches alone or batched. Each run stops on its own (target held, diverged or
-    budget); its metrics come only from its own evaluations.
+    so a seed sees the same batches alone or batched. Each run stops on its own (target held and trained on to
+    `past_grok` x the first held step, diverged, or budget); its metrics come only from its own evaluations.
     """
     if len(seeds) > 1 and (not method.batchable or has_own_prepare(method)):
         raise ValueError(f"method {method.name!r} cannot train several seeds as one program")
@@ -197,7 +203,7 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
             track.val_loss.append(va_loss[r])
             track.flops_at[at], track.time_at[at] = track.flops, time.perf_counter() - t0
             track.steps_run = at
-            if ev.stop_when_held and first_held(track.eval_steps, track.val_acc, ev.target, ev.hold_evals) is not None:
+            if ev.stop_when_held and past_the_grok(track, at, ev):
                 track.active = False
 
     evaluate(step)

@@ -11,15 +11,17 @@ A method subclasses :class:`HessianMethod`, parameterised by its hyperparameter 
             ...                                     # self.hp is a MyLanczosHP
             return SpectrumEstimate(lambda_max=..., topk_values=...)
 
-One run is one (task, method, seed). ``estimate`` is called once per budget of the task, each time with a
-fresh :class:`HVPOracle` holding that budget, after the global Python, NumPy and torch generators have been
-seeded from the method's own stream (``info.rng_seed``, a one-way function of the run seed: never the seed
-that fixes the checkpoint, so the exact Hessian cannot be rebuilt from it). The Hessian is reachable only
-through the oracle: the model and the data are never handed over. Asking the oracle for more products than
-the budget raises :class:`BudgetExceededError`; that budget is then recorded as exceeded (its scores left
-empty) even if the method catches the error. An estimate that is not a :class:`SpectrumEstimate`, or one with
-a field of the wrong shape or length or holding NaN or infinity, fails the run with a one-line reason. The
-harness measures the FLOPs ``estimate`` spends outside the oracle's products (``method_flops@<budget>``).
+One run is one (task, method, seed). ``estimate`` is called ``evaluation.draws`` times (20) per budget of the
+task, each time with a fresh :class:`HVPOracle` holding that budget and its own ``info.rng_seed``, after the
+global Python, NumPy and torch generators have been seeded from it (the method's own stream, a one-way
+function of the run seed and the draw: never the seed that fixes the checkpoint, so the exact Hessian cannot
+be rebuilt from it); the median and 90th percentile of the draws' scores are reported. The Hessian is
+reachable only through the oracle: the model and the data are never handed over. Asking the oracle for more
+products than the budget raises :class:`BudgetExceededError`; that budget is then recorded as exceeded (its
+scores left empty) even if the method catches the error. An estimate that is not a :class:`SpectrumEstimate`,
+or one with a field of the wrong shape or length or holding NaN or infinity, fails the run with a one-line
+reason. The harness measures the FLOPs ``estimate`` spends outside the oracle's products
+(``method_flops@<budget>``).
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ class HVPOracle:
     Accepts a torch tensor (returned on the tensor's own device) or a NumPy array (returned as a NumPy
     float64 array), of shape (P,) or (P, b). ``oracle.used``, ``oracle.remaining`` and ``oracle.budget``
     tell an estimator where it stands; ``oracle.dim`` is P; ``oracle.device`` is where products are
-    computed (estimators that keep their vectors there avoid copies).
+    computed (estimators that keep their vectors there avoid copies). ``oracle.requested`` counts every
+    product asked for, refused ones included, so an overrun can say by how much.
     """
 
     dtype = torch.float64
@@ -72,6 +73,7 @@ class HVPOracle:
         self.budget = budget
         self.device = torch.device(device)
         self.used = 0
+        self.requested = 0
         self.refused = False
         self.compute_s = 0.0
 
@@ -93,6 +95,7 @@ class HVPOracle:
             raise ValueError(f"HVP oracle takes shape ({self.dim},) or ({self.dim}, b>=1), got {tuple(tensor.shape)}")
         block = tensor if tensor.ndim == 2 else tensor.unsqueeze(1)
         count = block.shape[1]
+        self.requested += count
         if self.used + count > self.budget:
             self.refused = True
             raise BudgetExceededError(

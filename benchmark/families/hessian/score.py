@@ -19,6 +19,7 @@ from phenomena_bench.core.family import Scalar
 from phenomena_bench.families.hessian.api import SpectrumEstimate
 from phenomena_bench.families.hessian.spec import HessianEvaluation
 from phenomena_bench.families.hessian.spectral import (
+    RELATIVE_ERROR_FLOOR,
     density_scores,
     relative_error,
     subspace_overlap,
@@ -129,7 +130,7 @@ def score(
     if "trace" in targets:
         error = abs((estimate.trace or 0.0) - truth.trace)
         out["trace_rel_err"] = relative_error(estimate.trace, truth.trace)
-        out["trace_err_per_abs"] = error / truth.abs_sum if truth.abs_sum > 0 else error
+        out["trace_err_per_abs"] = max(error / truth.abs_sum if truth.abs_sum > 0 else error, RELATIVE_ERROR_FLOOR)
     if "density" in targets:
         out.update(
             density_scores(

@@ -2,6 +2,9 @@
 
 Conventions (shared by every function, so that no method can game a missing field):
 
+* Relative errors are floored at :data:`RELATIVE_ERROR_FLOOR` (1e-10): float64 Krylov methods stop
+  improving near 1e-15, and without a floor rounding noise would rank exact answers against each other
+  (and the cross-task scores divide by the error). Every answer within the floor ties for best.
 * Eigenvalues are ranked *algebraically* (largest first), since power iteration's largest-magnitude
   eigenvalue differs from λ_max at saddle-like checkpoints.
 * A missing estimate scores as the zero estimate: a missing λ̂ or trace is 0 (relative error 1), missing
@@ -19,24 +22,28 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
+#: Relative errors below this are read as exact (well above float64 rounding of Krylov methods, ~1e-15).
+RELATIVE_ERROR_FLOOR = 1e-10
+
 
 def relative_error(estimate: float | None, truth: float) -> float:
-    """|x̂ − x| / |x| with a missing x̂ read as 0."""
+    """|x̂ − x| / |x| with a missing x̂ read as 0, floored at :data:`RELATIVE_ERROR_FLOOR`."""
     value = 0.0 if estimate is None else float(estimate)
-    return abs(value - truth) / abs(truth) if truth != 0 else abs(value)
+    error = abs(value - truth) / abs(truth) if truth != 0 else abs(value)
+    return max(error, RELATIVE_ERROR_FLOOR)
 
 
 def topk_relative_error(estimates: np.ndarray | None, truth_desc: np.ndarray, k: int) -> float:
     """Largest rank-wise relative error over the top k: max_i |λ̂_i − λ_i| / |λ_i|, estimates sorted
     descending, missing ranks read as 0. The denominator is floored at 1e-12·|λ_1| so an exactly zero
-    eigenvalue inside the top k cannot divide by zero."""
+    eigenvalue inside the top k cannot divide by zero; the result is floored at :data:`RELATIVE_ERROR_FLOOR`."""
     truth = np.asarray(truth_desc[:k], dtype=np.float64)
     est = np.zeros(k)
     if estimates is not None and len(estimates):
         ranked = np.sort(np.asarray(estimates, dtype=np.float64))[::-1][:k]
         est[: len(ranked)] = ranked
     floor = 1e-12 * max(abs(float(truth_desc[0])), 1e-300)
-    return float(np.max(np.abs(est - truth) / np.maximum(np.abs(truth), floor)))
+    return max(float(np.max(np.abs(est - truth) / np.maximum(np.abs(truth), floor))), RELATIVE_ERROR_FLOOR)
 
 
 def subspace_overlap(true_vectors: np.ndarray, estimated: np.ndarray | None, k: int) -> float:

@@ -2,8 +2,8 @@
 
 Per split: ``auc_clean`` / ``acc_clean`` on the clean test bags, ``auc/<name>`` / ``acc/<name>`` per
 perturbation, ``attention_auc`` where instance labels are known. Over the run: the mean over splits (folds)
-of each, ``auc_robust`` (the mean AUC over the perturbations, the primary metric), ``drop/<name>`` (clean
-minus perturbed AUC), and ``<metric>_fold_std`` when there are folds.
+of each, ``auc_robust`` (the mean AUC over the perturbations other than the poison test, the primary
+metric), ``drop/<name>`` (clean minus perturbed AUC), and ``<metric>_fold_std`` when there are folds.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def summarise(task: MILDropoutTask, per_split: list[dict[str, float | None]]) ->
 
     Adds ``auc_robust`` and ``drop/<name>`` to each split's scores in place (the fold curves use them)."""
     names = [p.name for p in task.evaluation.perturbations]
+    robust = [p.name for p in task.evaluation.perturbations if p.kind != "poison"]
     for scores in per_split:
-        aucs = [scores[f"auc/{n}"] for n in names]
+        aucs = [scores[f"auc/{n}"] for n in robust]
         scores["auc_robust"] = _mean(aucs)
         for n in names:
             clean, pert = scores["auc_clean"], scores[f"auc/{n}"]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import phenomena_bench
+from phenomena_bench.core.costs import shared_work
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.hashing import content_key
 from phenomena_bench.core.metering import unmetered
@@ -240,7 +241,8 @@ def _setup(task: PruningTask, seed: int, device: str, cache_dir: Path) -> tuple[
     trainer = Trainer(task, data, factory, prunable, order, device, cache_dir / "pruning", task_digest)
     init = TrainedState({k: v.detach().clone() for k, v in init_model.state_dict().items()}, 0)
     k = task.training.rewind_step
-    rewind = trainer.train(None, init, k) if k > 0 else init
+    with shared_work("pruning-controls"):  # θ_k is shared by every method on (task, seed) and cached on disk
+        rewind = trainer.train(None, init, k) if k > 0 else init
     ctx = HarnessContext(
         trainer,
         seed,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from phenomena_bench.core.atomic import atomic_write
+from phenomena_bench.core.costs import shared_work
 from phenomena_bench.families.pruning.api import TrainedState
 from phenomena_bench.families.pruning.masks import make_generator, random_masks, sparsity_label
 from phenomena_bench.families.pruning.score import evaluate_mask
@@ -41,15 +42,20 @@ def shared_controls(
                 return cached
         except (OSError, json.JSONDecodeError):
             pass  # torn or foreign file: recompute and overwrite
-    dense = trainer.train(None, init, task.training.steps)
-    if dense.diverged:
-        return {"diverged": True, "acc_dense": None}
-    out: dict[str, Any] = {"digest": path.stem, "acc_dense": trainer.accuracy(dense, test), "acc_random": {}}
-    for s in sparsities:
-        masks = random_masks(shapes, s, make_generator(seed, "random-control", sparsity_label(s)))
-        ev = evaluate_mask(trainer, test, masks, rewind, task)
-        if ev.diverged:
-            return {"diverged": True, "acc_dense": out["acc_dense"]}
-        out["acc_random"][sparsity_label(s)] = ev.accuracy
-    atomic_write(path, lambda f: f.write(json.dumps(out, sort_keys=True)), binary=False)
+    with shared_work("pruning-controls"):  # built once for every method on (task, seed): charged to none
+        dense = trainer.train(None, init, task.training.steps)
+        if dense.diverged:
+            return {"diverged": True, "acc_dense": None}
+        out: dict[str, Any] = {"digest": path.stem, "acc_dense": trainer.accuracy(dense, test), "acc_random": {}}
+        for s in sparsities:
+            ev = evaluate_mask(trainer, test, random_control_masks(shapes, s, seed), rewind, task)
+            if ev.diverged:
+                return {"diverged": True, "acc_dense": out["acc_dense"]}
+            out["acc_random"][sparsity_label(s)] = ev.accuracy
+        atomic_write(path, lambda f: f.write(json.dumps(out, sort_keys=True)), binary=False)
     return out
+
+
+def random_control_masks(shapes: dict[str, torch.Size], sparsity: float, seed: int) -> dict[str, torch.Tensor]:
+    """The random control's masks at `sparsity` on `seed` (drawn again, cheaply, wherever a metric needs them)."""
+    return random_masks(shapes, sparsity, make_generator(seed, "random-control", sparsity_label(sparsity)))

@@ -12,10 +12,29 @@ A method produces, in one ``prune`` call, a mask (or scores) for every target sp
   rewinding). A method may instead hand back a state it made through ``ctx.train`` (fine-tuning from
   trained weights): that run is labelled track ``trained`` rather than ``rewind``.
 * **Scoring** (:mod:`.score`). Test accuracy at the end of the fixed budget (never the best accuracy seen),
-  per sparsity; the area under accuracy vs log2-compression; per-layer density; a layer-collapse flag; and,
-  on the same seed, the dense network, uniform random masks at every sparsity (:mod:`.controls`, cached),
-  and at the control sparsities the method's own mask shuffled within each layer and the same mask with a
-  fresh initialisation ("Missing the Mark", Frankle et al. 2021).
+  per sparsity; the area under accuracy vs log2-compression over the targets at or above 95 % (the primary
+  metric, below); the paired gap to the random mask of the same seed; per-layer density; a collapse flag (a
+  layer keeps fewer weights than the network's fan-out, its number of classes, or no input-to-output path
+  survives); on MNIST-1D the spread of each surviving first-layer row's inputs (local receptive fields,
+  Redman et al.) against the shuffled and random masks of the same sparsity; and, on the same seed, the
+  dense network, uniform random masks at every sparsity (:mod:`.controls`, cached, charged to no method), and
+  at the control sparsities the method's own mask shuffled within each layer and the same mask with a fresh
+  initialisation trained from the same rewind step ("Missing the Mark", Frankle et al. 2021; OpenLTH's
+  ``randomly_reinitialize`` branch).
+
+Why the targets are 95-99.5 % and the primary metric is the AUC over them. Below 95 % this MLP is
+over-parameterised enough that random masks match the dense net (0.70 vs 0.67 at 90 % in the first pilot),
+so 50-90 % carried half of the old 50-98 % AUC and diluted IMP's lead to ~3 points. Both candidate metrics
+were measured on every baseline at 95-99.5 % (mnist1d-mlp, default tier, 3 seeds; per-seed paired difference
+to ``prune-random``, mean / sd / t): AUC restricted to 95-99.5 % — IMP +0.181 / 0.020 / 15.4, GraSP +0.067 /
+0.006 / 18.1, SynFlow +0.069 / 0.021 / 5.9, SNIP +0.051 / 0.031 / 2.9; mean paired gap over the control —
+IMP +0.172 / 0.020 / 15.1, GraSP +0.059 / 0.010 / 10.4, SynFlow +0.057 / 0.019 / 5.2, SNIP +0.047 / 0.029 /
+2.8. They rank the baselines the same way (GraSP and SynFlow swap within 0.002), and between two methods of
+one seed they differ only by the AUC's log-compression weights (the random term cancels), so the AUC is not
+less discriminating (its t is as large or larger for every method). It is kept as primary because it is a
+bounded accuracy with an honest floor for a run that fails (chance), which the leaderboard's performance
+profile needs; a gap has no floor that does not depend on the seed's random control. The mean gap is reported
+next to it.
 
 The method is charged the steps it asked ``ctx.train`` for, whether or not they were memoised, and one step
 per batch it drew from ``ctx.train_batches``; the FLOPs of ``prune`` itself are measured
@@ -41,16 +60,25 @@ from phenomena_bench.core.seeds import derive_seed, seed_global_generators
 from phenomena_bench.core.spec import TaskSpec
 from phenomena_bench.families.pruning.api import PruningMethod, SearchBudgetExceeded, TrainedState
 from phenomena_bench.families.pruning.context import _setup, make_context
-from phenomena_bench.families.pruning.controls import shared_controls
+from phenomena_bench.families.pruning.controls import random_control_masks, shared_controls
 from phenomena_bench.families.pruning.masks import make_generator, shuffle_within_layers, sparsity_label
-from phenomena_bench.families.pruning.score import auc_log_compression, evaluate_mask, whole_model_compression
+from phenomena_bench.families.pruning.score import (
+    auc_log_compression,
+    evaluate_mask,
+    receptive_field_spread,
+    whole_model_compression,
+)
 from phenomena_bench.families.pruning.spec import PruningTask
 from phenomena_bench.families.pruning.train import HARNESS_VERSION
 
 __all__ = ["FAMILY", "HARNESS_VERSION", "STANDARD_SPARSITIES", "PruningFamily", "PruningTask", "make_context"]
 
 # The standard targets of the suite's specs; columns() shows these.
-STANDARD_SPARSITIES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98)
+STANDARD_SPARSITIES: tuple[float, ...] = (0.95, 0.97, 0.98, 0.99, 0.995)
+#: The primary metric and the mean gap use the targets at or above this (all of them on the standard specs).
+HIGH_SPARSITY = 0.95
+#: Where the standard specs retrain the shuffled and reinitialised controls (MNIST-1D separates most at 99 %).
+CONTROL_SPARSITY = 0.99
 
 
 #: Chance accuracy on the shipped datasets (digits and MNIST-1D both have ten balanced classes): what a
@@ -66,8 +94,8 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
     )
     spec_model: ClassVar[type[TaskSpec]] = PruningTask
     method_base: ClassVar[type[Method[Any]]] = PruningMethod
-    #: Mean accuracy over log-compression (50-98 % on the standard specs): it uses the whole curve, and its
-    #: spread over seeds is smaller than any single point's because seed effects are shared across sparsities.
+    #: Mean accuracy over log-compression at 95-99.5 % (the targets >= HIGH_SPARSITY): the range where methods
+    #: separate; its spread over seeds is smaller than any single point's (seed effects are shared).
     primary_metric: ClassVar[str] = "auc_log_compression"
     direction: ClassVar[Literal["min", "max"]] = "max"
     #: Random masks are in every record (paired); the leaderboard compares against lottery tickets.
@@ -76,15 +104,24 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
     def columns(self) -> list[Column]:
         """Accuracies floor at chance for a run that is not ok; the paired gaps count only finished runs."""
         chance = CHANCE_ACCURACY
-        cols = [Column("AUC acc/log-compression", "auc_log_compression", "mean_ci", floor=chance, error="one_minus")]
+        ctl = sparsity_label(CONTROL_SPARSITY)
+        cols = [
+            Column("AUC acc/log-compression 95-99.5", "auc_log_compression", "mean_ci", floor=chance, error="one_minus")
+        ]
+        cols.append(Column("mean gap vs random 95-99.5", "mean_gap_vs_random", "mean_ci"))
         cols += [
             Column(f"acc@{sparsity_label(s)}", f"acc@{sparsity_label(s)}", "mean_ci", floor=chance)
             for s in STANDARD_SPARSITIES
         ]
         cols += [
-            Column("gap vs random@95", "gap_vs_random@95", "mean_ci"),
-            Column("gap vs random@98", "gap_vs_random@98", "mean_ci"),
-            Column("gain over shuffle@98", "gain_over_shuffle@98", "mean_ci"),
+            Column(f"gap vs random@{sparsity_label(s)}", f"gap_vs_random@{sparsity_label(s)}", "mean_ci")
+            for s in STANDARD_SPARSITIES
+        ]
+        cols += [
+            Column(f"gain over shuffle@{ctl}", f"gain_over_shuffle@{ctl}", "mean_ci"),
+            Column(f"gain over reinit@{ctl}", f"gain_over_reinit@{ctl}", "mean_ci"),
+            Column(f"RF spread@{ctl}", f"rf_spread@{ctl}", "mean"),
+            Column(f"shuffled RF spread@{ctl}", f"rf_spread_shuffled@{ctl}", "mean"),
             Column("dense", "acc_dense", "mean"),
             Column("collapse", "layer_collapse", "rate"),
             Column("search steps", "search_steps", "mean", digits=0),
@@ -98,6 +135,7 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         trainer, init, rewind = pctx._trainer, pctx.init_state, pctx.rewind_state
         factory, prunable, shapes = trainer.model_factory, trainer.prunable, dict(pctx.prunable)
         sparsities = pctx.sparsities
+        local_fields = task.data.dataset == "mnist1d"  # a 1-D signal: input index = position
         controls = len(task.evaluation.control_sparsities)
         total = len(sparsities) + 2 * controls
         done = 0
@@ -144,7 +182,11 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
                 break
             acc_random = shared["acc_random"][lab]
             accs.append(ev.accuracy)
-            collapsed = bool(ev.collapsed_layers) or ev.accuracy <= task.evaluation.collapse_accuracy
+            collapsed = ev.collapsed or ev.accuracy <= task.evaluation.collapse_accuracy
+            metrics[f"path_survives@{lab}"] = ev.connected
+            metrics[f"min_layer_kept@{lab}"] = min(int(masks_by_s[s][n].sum()) for n in prunable)
+            if local_fields:
+                metrics.update(receptive_field_metrics(masks_by_s[s], shapes, s, ctx.seed))
             any_collapse |= collapsed
             metrics[f"acc@{lab}"] = ev.accuracy
             metrics[f"acc_random@{lab}"] = acc_random
@@ -162,8 +204,10 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
                 ev_shuffle = evaluate_mask(trainer, test, shuffled, start, task)
                 done += 1
                 ctx.progress(done, total)
+                # Same mask, fresh init, same rewind point: the fresh weights start at step k, as θ_k does.
                 fresh = factory(derive_seed(ctx.seed, "reinit-control"))
-                fresh_state = TrainedState({k2: v.detach().clone() for k2, v in fresh.state_dict().items()}, 0)
+                fresh_weights = {k2: v.detach().clone() for k2, v in fresh.state_dict().items()}
+                fresh_state = TrainedState(fresh_weights, rewind.step)
                 ev_reinit = evaluate_mask(trainer, test, masks_by_s[s], fresh_state, task)
                 done += 1
                 ctx.progress(done, total)
@@ -184,12 +228,16 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         rand = [shared["acc_random"][sparsity_label(s)] for s in sparsities]
         xs = [math.log2(1.0 / (1.0 - s)) for s in sparsities]
         curves["random_vs_log2_compression"] = Curve(xs, rand, "log2 compression")
-        auc_random = auc_log_compression(sparsities, rand)
-        metrics["auc_random"] = auc_random
+        metrics["auc_random_all"] = auc_log_compression(sparsities, rand)
         if not diverged:
-            auc = auc_log_compression(sparsities, accs)
+            high = [i for i, s in enumerate(sparsities) if s >= HIGH_SPARSITY - 1e-12] or list(range(len(accs)))
+            auc = auc_log_compression([sparsities[i] for i in high], [accs[i] for i in high])
             metrics["auc_log_compression"] = auc
-            metrics["auc_gap_vs_random"] = auc - auc_random
+            metrics["auc_log_compression_all"] = auc_log_compression(sparsities, accs)
+            metrics["auc_gap_vs_random"] = auc - auc_log_compression(
+                [sparsities[i] for i in high], [rand[i] for i in high]
+            )
+            metrics["mean_gap_vs_random"] = sum(accs[i] - rand[i] for i in high) / len(high)
             tol = task.evaluation.matching_tolerance
             matching = [s for s, a in zip(sparsities, accs, strict=True) if a >= shared["acc_dense"] - tol]
             metrics["max_matching_sparsity"] = max(matching) if matching else None
@@ -199,6 +247,27 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
                 RunOutcome.diverged("retraining a pruned network diverged", metrics), curves=curves
             )
         return RunOutcome(status="ok", metrics=metrics, curves=curves)
+
+
+def receptive_field_metrics(
+    masks: dict[str, torch.Tensor], shapes: dict[str, torch.Size], sparsity: float, seed: int
+) -> dict[str, Scalar]:
+    """The first layer's receptive-field spread for the method's mask, its within-layer shuffle and the random
+    control at `sparsity` (same seed, the controls' own generators), and the locality 1 - spread/shuffled:
+    above 0 when the kept inputs of each hidden unit cluster in position more than chance placement would."""
+    lab = sparsity_label(sparsity)
+    first = next(iter(shapes))
+    shuffled = shuffle_within_layers(masks, make_generator(seed, "shuffle-control", lab))[first]
+    spread = receptive_field_spread(masks[first])
+    spread_shuffled = receptive_field_spread(shuffled)
+    out: dict[str, Scalar] = {
+        f"rf_spread@{lab}": spread,
+        f"rf_spread_shuffled@{lab}": spread_shuffled,
+        f"rf_spread_random@{lab}": receptive_field_spread(random_control_masks(shapes, sparsity, seed)[first]),
+    }
+    if spread is not None and spread_shuffled:
+        out[f"rf_locality@{lab}"] = 1.0 - spread / spread_shuffled
+    return out
 
 
 FAMILY = PruningFamily()

@@ -61,14 +61,61 @@ def auc_log_compression(sparsities: Sequence[float], accuracies: Sequence[float]
     return area / (x[-1] - x[0])
 
 
+def collapsed_layers(masks: Mapping[str, torch.Tensor], num_classes: int) -> list[str]:
+    """The prunable layers that keep fewer weights than the network's fan-out (`num_classes` outputs).
+
+    A Linear layer that keeps k weights feeds at most k units of the next layer, so every path to the
+    `num_classes` logits squeezes through k units: below the number of classes the layer is a bottleneck the
+    task cannot pass (2 surviving weights of 65,536 is not a healthy layer; ``mask.any()`` said it was). The
+    per-layer fan-out (a hidden layer's width) is not the threshold: uniform random masks keep 205 of
+    MNIST-1D's 10,240 first-layer weights at 98 % (fewer than its 256 units) and still train to ~50 %.
+    """
+    return [n for n, m in masks.items() if int(m.sum()) < num_classes]
+
+
+def input_output_connected(masks: Mapping[str, torch.Tensor], residual: bool) -> bool:
+    """Whether some input reaches some output through kept weights (masks input side first; a layer that is
+    not in `masks` is dense). With ``residual`` the hidden layers after the first also pass their input on
+    (h = h + relu(W h)), so pruning one of them away does not cut the path."""
+    names = list(masks)
+    alive = torch.ones(masks[names[0]].shape[1], dtype=torch.bool)
+    for i, n in enumerate(names):
+        reached = (masks[n].to(torch.float32) @ alive.to(torch.float32)) > 0
+        alive = reached | alive if residual and i > 0 and reached.shape == alive.shape else reached
+        if not bool(alive.any()):
+            return False
+    return True
+
+
+def receptive_field_spread(first_layer: torch.Tensor) -> float | None:
+    """Mean over first-layer rows (hidden units) with ≥ 2 kept inputs of the standard deviation of their kept
+    input positions: small when a unit reads a contiguous stretch of a 1-D signal (a local receptive field),
+    ~ width/√12 when its inputs are scattered. None when no row keeps two inputs."""
+    kept = first_layer.to(torch.float64)
+    counts = kept.sum(dim=1)
+    rows = counts >= 2
+    if not bool(rows.any()):
+        return None
+    pos = torch.arange(kept.shape[1], dtype=torch.float64)
+    mean = (kept * pos).sum(dim=1) / counts.clamp(min=1)
+    var = (kept * (pos - mean[:, None]) ** 2).sum(dim=1) / counts.clamp(min=1)
+    return float(var[rows].sqrt().mean())
+
+
 @dataclass
 class Evaluated:
-    """One retrained mask: its test accuracy, per-layer densities, and whether it diverged or emptied a layer."""
+    """One retrained mask: its test accuracy, per-layer densities, whether it diverged, and its collapse:
+    the layers below the network's fan-out and whether an input-to-output path survives."""
 
     accuracy: float
     densities: dict[str, float]
     diverged: bool
     collapsed_layers: list[str] = field(default_factory=list)
+    connected: bool = True
+
+    @property
+    def collapsed(self) -> bool:
+        return bool(self.collapsed_layers) or not self.connected
 
 
 def evaluate_mask(
@@ -83,8 +130,9 @@ def evaluate_mask(
         raise RuntimeError(f"pruned weights of {revived} are non-zero after training: mask enforcement failed")
     if state.diverged:
         return Evaluated(float("nan"), densities, True)
-    collapsed = [n for n in trainer.prunable if not bool(masks[n].any())]
-    return Evaluated(trainer.accuracy(state, test), densities, False, collapsed)
+    collapsed = collapsed_layers({n: masks[n] for n in trainer.prunable}, test.num_classes)
+    connected = input_output_connected({n: masks[n] for n in trainer.prunable}, task.model.kind == "residual_mlp")
+    return Evaluated(trainer.accuracy(state, test), densities, False, collapsed, connected)
 
 
 def whole_model_compression(weights: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> float:
