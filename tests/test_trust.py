@@ -127,7 +127,7 @@ def test_an_alias_bomb_under_a_tier_is_refused_fast_and_small(tmp_path: Path) ->
     text = SPEC.read_text().replace(
         "    data: {p: 23, train_fraction: 0.5}\n", "    data:\n      p: 23\n" + _alias_bomb(6) + "\n", 1
     )
-    assert len(text) < 5000 and "*l5" in text
+    assert len(text) - len(SPEC.read_text()) < 2000 and "*l5" in text  # a small file that expands to 9**7 nodes
     tracemalloc.start()
     t0 = time.perf_counter()
     try:
@@ -254,9 +254,9 @@ def test_a_tier_may_restate_a_fixed_value_and_change_sizes() -> None:
 @pytest.mark.parametrize(
     ("path", "old", "new", "expected"),
     [
-        ("grokking/add-mod97.yaml", "  eval_every: 50\n", "  eval_every: 5000\n", "no evaluation would ever run"),
-        ("grokking/add-mod97.yaml", "  steps: 3000\n", "  steps: 200\n", "the target could never hold"),
-        ("grokking/add-mod97.yaml", "  batch_size: 512\n", "  batch_size: 100000\n", "exceeds the training split"),
+        ("grokking/add-mod97.yaml", "  eval_every: 20\n", "  eval_every: 5000\n", "no evaluation would ever run"),
+        ("grokking/add-mod97.yaml", "  steps: 3000\n", "  steps: 60\n", "the target could never hold"),
+        ("grokking/add-mod97.yaml", "  batch_size: null\n", "  batch_size: 100000\n", "exceeds the training split"),
         ("pruning/digits-mlp.yaml", "  batch_size: 100\n", "  batch_size: 5000\n", "exceeds the training split"),
         ("mil_dropout/digits-bags.yaml", "  batch_size: 8\n", "  batch_size: 500\n", "exceeds the training split"),
         ("hessian/digits-tanh-ce-init.yaml", "  hidden: [32, 32]\n", "  hidden: [4096]\n", "parameters"),
