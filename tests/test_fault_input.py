@@ -94,16 +94,24 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         main(["--debug", *RUN, "--method", "adamw", "--store", str(tmp_path), "--device", "tpu"])
 
 
+def _edited(old: bytes, new: bytes) -> bytes:
+    """The shipped spec with `old` replaced by `new` once; `old` must be there, or the "broken" spec would be
+    the valid one and the test would run the whole task instead of failing."""
+    text = SPEC.read_bytes()
+    assert old in text, f"{old!r} is no longer in {SPEC.name}: update the test"
+    return text.replace(old, new, 1)
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (b"", "file is empty"),
         (b"- just\n- a list\n", "not a mapping"),
         (b"id: \xff\xfe\n", "not UTF-8"),
-        (SPEC.read_bytes().replace(b"seeds: 3", b"seeds: 99999999999999999999999999999"), "seeds"),
-        (SPEC.read_bytes().replace(b"time_limit_s: 1800", b"time_limit_s: 1e999"), "time_limit_s"),
-        (SPEC.read_bytes().replace(b"p: 97", b"p: ninety-seven"), "data.p"),
-        (SPEC.read_bytes().replace(b"family: grokking", b"family: pruning"), "data"),
+        (_edited(b"\nseeds: 3\n", b"\nseeds: 99999999999999999999999999999\n"), "seeds"),
+        (_edited(b"\ntime_limit_s: 1800\n", b"\ntime_limit_s: 1e999\n"), "time_limit_s"),
+        (_edited(b"\n  p: 43\n", b"\n  p: ninety-seven\n"), "data.p"),
+        (_edited(b"\nfamily: grokking\n", b"\nfamily: pruning\n"), "data"),
     ],
 )
 def test_bad_spec_file_in_a_run(
