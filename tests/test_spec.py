@@ -43,7 +43,7 @@ def test_tier_overrides_sizes_and_keeps_the_rest() -> None:
     smoke = spec.resolve("smoke")
     assert smoke.data.p == 23 and smoke.data.operation == "add"
     assert smoke.evaluation == spec.evaluation
-    assert spec.resolve("default").data.p == 97
+    assert spec.resolve("default").data.p == 43
 
 
 def test_unknown_key_names_file_field_and_allowed_keys(tmp_path: Path) -> None:
