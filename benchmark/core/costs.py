@@ -15,16 +15,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["reset_shared", "shared_breakdown", "shared_seconds", "shared_work"]
+__all__ = ["reset_shared", "shared_seconds", "shared_work"]
 
-_shared: dict[str, float] = {}
+_seconds = 0.0
 _depth = 0
 
 
 @contextmanager
 def shared_work(kind: str) -> Iterator[None]:
-    """Count the time inside this block as shared work of `kind` (nested blocks count once, at the outermost)."""
-    global _depth
+    """Count the time inside this block as shared work (nested blocks count once, at the outermost). `kind`
+    names the artefact for the reader of the call site; the record keeps only the total."""
+    global _depth, _seconds
     _depth += 1
     start = time.perf_counter()
     try:
@@ -32,19 +33,15 @@ def shared_work(kind: str) -> Iterator[None]:
     finally:
         _depth -= 1
         if _depth == 0:
-            _shared[kind] = _shared.get(kind, 0.0) + time.perf_counter() - start
+            _seconds += time.perf_counter() - start
 
 
 def shared_seconds() -> float:
     """Seconds of shared work done in this process since the last :func:`reset_shared`."""
-    return sum(_shared.values())
-
-
-def shared_breakdown() -> dict[str, float]:
-    """Shared seconds by kind since the last :func:`reset_shared`."""
-    return dict(_shared)
+    return _seconds
 
 
 def reset_shared() -> None:
     """Start counting afresh (the executor calls this before each job)."""
-    _shared.clear()
+    global _seconds
+    _seconds = 0.0
