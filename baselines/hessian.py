@@ -84,6 +84,7 @@ class PowerHP(_HP):
 class PowerIteration(HessianMethod[PowerHP]):
     name: ClassVar[str] = "hessian-power"
     version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = "Power iteration with PyHessian's defaults (max 100 iterations, tol 1e-3)."
     targets: ClassVar[frozenset[str]] = frozenset({"lambda_max", "topk", "eigenvectors"})
 
@@ -103,6 +104,7 @@ class DeflatedPowerHP(_HP):
 class DeflatedPowerIteration(HessianMethod[DeflatedPowerHP]):
     name: ClassVar[str] = "hessian-power-deflated"
     version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = "PyHessian-style power iteration for the top k, deflated by orthogonalisation."
     targets: ClassVar[frozenset[str]] = frozenset({"lambda_max", "topk", "eigenvectors"})
 
@@ -211,6 +213,7 @@ class Lanczos(HessianMethod[LanczosHP]):
 
     name: ClassVar[str] = "hessian-lanczos"
     version: ClassVar[str] = "2"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = (
         "Lanczos with full re-orthogonalisation: top-k Ritz pairs, density; trace from probes off its Krylov space."
     )
@@ -245,6 +248,7 @@ class SLQHP(_HP):
 class SLQ(HessianMethod[SLQHP]):
     name: ClassVar[str] = "hessian-slq"
     version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = "Stochastic Lanczos quadrature over several Rademacher start vectors."
     targets: ClassVar[frozenset[str]] = frozenset({"density", "trace"})
 
@@ -309,6 +313,8 @@ class Eigsh(HessianMethod[EigshHP]):
 
     name: ClassVar[str] = "hessian-eigsh"
     version: ClassVar[str] = "2"
+    # ARPACK keeps its iteration state in the arrays eigsh passes it (SciPy >= 1.16), so calls interleave
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = (
         "SciPy ARPACK eigsh (which='LA', tol=0) on a counted LinearOperator; Ritz values of its Krylov space "
         "when the budget ends first."
@@ -370,6 +376,7 @@ class HutchinsonHP(_HP):
 class Hutchinson(HessianMethod[HutchinsonHP]):
     name: ClassVar[str] = "hessian-hutchinson"
     version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = "Girard–Hutchinson trace estimate with Rademacher probes, whole budget."
     targets: ClassVar[frozenset[str]] = frozenset({"trace"})
 
@@ -387,6 +394,7 @@ class Hutchinson(HessianMethod[HutchinsonHP]):
 class HutchPlusPlus(HessianMethod[NoHyperparameters]):
     name: ClassVar[str] = "hessian-hutchpp"
     version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True  # randomness from info.rng_seed only; no state kept between calls
     description: ClassVar[str] = "Hutch++ (Meyer et al. 2021): exact trace on a sketched range + Hutchinson rest."
     targets: ClassVar[frozenset[str]] = frozenset({"trace"})
 

@@ -224,6 +224,7 @@ class PDLHP(_Hyper):
 
 class NoDropout(MILDropoutMethod[NoHyperparameters]):
     name = "mil-none"
+    batchable = True  # self-contained modules: stacked trainings draw and compute as alone
     description = "No regulariser: the reference gated ABMIL."
 
     def make_dropout(self, ctx: DropoutContext) -> IdentityRegulariser:
@@ -232,6 +233,7 @@ class NoDropout(MILDropoutMethod[NoHyperparameters]):
 
 class StandardDropout(MILDropoutMethod[FeatureDropoutHP]):
     name = "mil-dropout"
+    batchable = True  # self-contained modules: stacked trainings draw and compute as alone
     description = "Inverted Bernoulli dropout on instance embeddings after each encoder ReLU."
 
     def make_dropout(self, ctx: DropoutContext) -> FeatureDropout:
@@ -240,6 +242,7 @@ class StandardDropout(MILDropoutMethod[FeatureDropoutHP]):
 
 class RandomInstanceDrop(MILDropoutMethod[InstanceDropHP]):
     name = "mil-instance-drop"
+    batchable = True  # self-contained modules: stacked trainings draw and compute as alone
     version = "2"  # p 0.3 -> 0.5, the dev-seed pilot's choice
     description = "Removes a random fraction of each bag's instances (mask bits), keeping at least one."
 
@@ -249,6 +252,7 @@ class RandomInstanceDrop(MILDropoutMethod[InstanceDropHP]):
 
 class MILDropout(MILDropoutMethod[MILDropoutHP]):
     name = "mil-mildropout"
+    batchable = True  # self-contained modules: stacked trainings draw and compute as alone
     description = (
         "MIL-Dropout (ICML 2025), published settings: zero the top-k important instances and their nearest neighbours."
     )
@@ -265,6 +269,7 @@ class MILDropoutTuned(MILDropout):
 
 class PDL(MILDropoutMethod[PDLHP]):
     name = "mil-pdl"
+    batchable = True  # self-contained modules: stacked trainings draw and compute as alone
     version = "2"  # p_max 0.45 (the PDL script's) -> 0.25, the dev-seed pilot's choice
     description = "PDL: importance-ranked Bernoulli instance dropout whose rate ramps up over training."
 

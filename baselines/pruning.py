@@ -68,6 +68,7 @@ def _params(model: nn.Module, names: Sequence[str]) -> list[nn.Parameter]:
 class RandomPruning(PruningMethod[NoHyperparameters]):
     name: ClassVar[str] = "prune-random"
     description: ClassVar[str] = "Uniform random masks, the same sparsity in every prunable layer (the floor)."
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         return {
@@ -81,6 +82,7 @@ class _MagnitudeAfterTraining(PruningMethod[NoHyperparameters]):
 
     scope: ClassVar[Literal["global", "layerwise"]] = "global"
     shuffle: ClassVar[bool] = False
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         trained = ctx.train()
@@ -144,6 +146,7 @@ class IterativeMagnitude(PruningMethod[IterativeMagnitudeHyperparameters]):
         "Iterative magnitude pruning with rewinding (lottery tickets): train, prune the smallest surviving "
         "weights, rewind the survivors, repeat; one nested schedule through every target."
     )
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         levels = imp_schedule(sparsities, self.hp.max_fraction_per_round)
@@ -214,6 +217,7 @@ class SNIP(PruningMethod[SNIPHyperparameters]):
     name: ClassVar[str] = "prune-snip"
     version: ClassVar[str] = "2"  # 2: one training minibatch, as the reference code (was 10 per class)
     description: ClassVar[str] = "SNIP: |g ⊙ θ| at the rewind point on one training minibatch, global top-k."
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         if self.hp.per_class is None:
@@ -235,6 +239,7 @@ class GraSP(PruningMethod[GraSPHyperparameters]):
     description: ClassVar[str] = (
         "GraSP: S = -θ ⊙ Hg (over every Linear weight) at the rewind point; the highest S are removed."
     )
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         x, y = ctx.fewshot_batch(self.hp.per_class)
@@ -282,6 +287,7 @@ class SynFlowHyperparameters(_Frozen):
 class SynFlow(PruningMethod[SynFlowHyperparameters]):
     name: ClassVar[str] = "prune-synflow"
     description: ClassVar[str] = "SynFlow: data-free iterative synaptic-flow scores, exponential schedule, global."
+    batchable: ClassVar[bool] = True  # uses only ctx and its generators: seeds may run as lanes
 
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:
         names = list(ctx.prunable)

@@ -54,20 +54,33 @@ def main() -> None:
         ).stdout
     )
     per_family: dict[str, float] = defaultdict(float)
+    shared: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
+    batched: dict[str, int] = defaultdict(int)
+    seeds: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
         per_family[run["family"]] += run["wall_time_s"]
+        shared[run["family"]] += run.get("shared_work_s", 0.0)
         counts[run["family"]] += 1
+        batched[run["family"]] += run.get("batched_with", 1) > 1
+        seeds[(run["task_id"], run["method"]["name"])] += 1
     print(result.stdout)
+    print(f"{'family':12s} {'runs':>5s} {'batched':>8s} {'CPU-min':>8s} {'shared-min':>11s}  (sums of per-run shares)")
     for family in sorted(per_family):
-        print(f"{family:12s} {counts[family]:4d} runs  {per_family[family] / 60:6.1f} CPU-min (sum of run wall times)")
-    statuses = defaultdict(int)
+        print(
+            f"{family:12s} {counts[family]:5d} {batched[family]:8d} {per_family[family] / 60:8.1f} "
+            f"{shared[family] / 60:11.1f}"
+        )
+    fewest = min(seeds.values(), default=0)
+    short = sorted(f"{task} {method} ({n})" for (task, method), n in seeds.items() if n < 6)
+    print(f"seeds per (task, method): {fewest} at fewest; below 6: {', '.join(short) or 'none'}")
+    statuses: dict[str, int] = defaultdict(int)
     for run in runs:
         statuses[run["status"]] += 1
     print(f"statuses: {dict(statuses)}; exit code {result.returncode}")
     print(
-        f"default suite wall time: {wall / 60:.1f} min (target <= {TARGET_S / 60:.0f} min) -> "
-        f"{'OK' if wall <= TARGET_S else 'OVER'}; store {store}"
+        f"default suite wall time: {wall / 60:.1f} min for {len(runs)} runs ({len(runs) / (wall / 60):.1f} runs/min; "
+        f"target <= {TARGET_S / 60:.0f} min) -> {'OK' if wall <= TARGET_S else 'OVER'}; store {store}"
     )
 
 

@@ -35,11 +35,12 @@ def plain_loop(task, seed: int, device: str) -> None:  # type: ignore[no-untyped
         lr=1e-3,
         betas=(0.9, 0.98),
         weight_decay=1.0,
-        **({"fused": True} if device.startswith("cuda") else {"foreach": False}),
+        fused=True,  # as the adamw baseline does
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / 10, 1.0))
     generator = torch.Generator().manual_seed(seed + 1)
-    n, batch = len(split.train_x), task.training.batch_size
+    n = len(split.train_x)
+    batch = min(task.training.batch_size or n, n)  # null: the full training split
     order, cursor = torch.empty(0, dtype=torch.long), n
     for step in range(1, task.training.steps + 1):
         if cursor + batch > n:
@@ -63,15 +64,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tier", default="default", choices=["smoke", "default", "full"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     spec = load_task(SPEC)
-    task = spec.resolve("default")
+    task = spec.resolve(args.tier)
     # A fixed number of steps and no early stop, so both loops do exactly the same work.
     raw = task.model_dump(mode="json")
     raw["training"]["steps"] = args.steps
-    raw["evaluation"]["stop_when_held"] = False
+    raw["evaluation"].update(stop_when_held=False, hold_evals=1)
     task = type(task).model_validate(raw)
     method = resolve_method("adamw")
     ctx = RunContext(seed=0, device=args.device, cache_dir=Path("/tmp"))
@@ -92,7 +94,8 @@ def main() -> None:
     flops = outcome.metrics["flops"]
     rate = matmul_gflops(args.device)
     print(
-        f"device {args.device}, {args.threads} thread(s), {args.steps} steps, batch {task.training.batch_size}, "
+        f"device {args.device}, {args.tier} tier, {args.threads} thread(s), {args.steps} steps, "
+        f"batch {task.training.batch_size or 'full'}, "
         f"eval every {task.training.eval_every}; best of {args.repeats}"
     )
     print(f"plain loop      {best_p:8.2f} s   {args.steps / best_p:8.1f} steps/s")

@@ -3,7 +3,9 @@
 - **Families** are the sub-packages of :mod:`phenomena_bench.families` (each exposes ``FAMILY``) plus entry
   points in the group ``phenomena_bench.families`` (``name = "package.module:FAMILY"``), so a family can
   live in another distribution. The task-spec union is built from them: this is the only module that
-  knows every family.
+  knows every family. Parsing a spec needs only the spec models, so a shipped family with a ``spec.py``
+  has its model read from there alone (no torch: `tasks`, `validate` and `schema` start in a second); the
+  family object, with its training code, is imported only when a command needs its columns or runs.
 - **Task specs** are YAML files shipped as package data (``phenomena_bench/tasks/``, the repository's
   ``tasks/`` folder), or in a folder of the user's (``--tasks-dir`` replaces the shipped suite,
   ``--include-path`` adds to it; ``PHENOMENA_BENCH_TASKS`` sets the default folder).
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -45,6 +47,8 @@ METHODS_GROUP = "phenomena_bench.methods"
 FAMILIES_GROUP = "phenomena_bench.families"
 TASKS_ENV = "PHENOMENA_BENCH_TASKS"
 SUITES_FILE = "suites.yaml"
+#: The module of a shipped family that defines its spec model (and imports no training code).
+SPEC_MODULE = "spec"
 
 # ----------------------------------------------------------------------------------------------- families
 
@@ -57,6 +61,23 @@ def _builtin_family_modules() -> dict[str, str]:
         for info in pkgutil.iter_modules(package.__path__)
         if info.ispkg and not info.name.startswith("_")
     }
+
+
+def _builtin_spec_modules() -> dict[str, str]:
+    """Shipped family name → its ``spec`` module, for the families whose folder has a ``spec.py``.
+
+    Found by listing each folder, not by importing it: importing the family package is what costs torch.
+    """
+    import phenomena_bench.families as package
+
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        folder = getattr(info.module_finder, "path", None)
+        if not info.ispkg or info.name.startswith("_") or folder is None:
+            continue
+        if any(sub.name == SPEC_MODULE for sub in pkgutil.iter_modules([os.path.join(folder, info.name)])):
+            found[info.name] = f"{package.__name__}.{info.name}.{SPEC_MODULE}"
+    return found
 
 
 @functools.cache
@@ -85,12 +106,45 @@ def get_family(name: str) -> Family[Any, Any]:
     family = getattr(importlib.import_module(module_name), attr or "FAMILY")
     if not isinstance(family, Family) or family.name != name:
         raise BenchmarkError(f"family {name!r} ({sources[name]}) is not a Family named {name!r}")
+    parsed_with = _shipped_spec_model(name)
+    if parsed_with is not None and family.spec_model is not parsed_with:
+        raise BenchmarkError(
+            f"family {name!r}: its spec_model {family.spec_model.__qualname__} is not the task spec model of "
+            f"its {SPEC_MODULE}.py ({parsed_with.__qualname__}); point spec_model at that class"
+        )
     return family
+
+
+def _spec_model_in(module_name: str, family: str) -> type[TaskSpec] | None:
+    """The TaskSpec subclass defined in `module_name` whose ``family`` is ``Literal[family]``, if exactly one."""
+    module = importlib.import_module(module_name)
+    models = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, TaskSpec)
+        and obj.__module__ == module_name
+        and "family" in obj.model_fields
+        and get_args(obj.model_fields["family"].annotation) == (family,)
+    ]
+    return models[0] if len(models) == 1 else None
+
+
+@functools.cache
+def _shipped_spec_model(name: str) -> type[TaskSpec] | None:
+    """The spec model a shipped family's ``spec.py`` defines, or None (an entry-point family, or a shipped
+    one that keeps everything in one module: its spec model is read from the family object)."""
+    spec_module = _builtin_spec_modules().get(name)
+    if spec_module is None or _family_sources().get(name) != _builtin_family_modules().get(name):
+        return None
+    return _spec_model_in(spec_module, name)
 
 
 @functools.cache
 def family_spec_models() -> dict[str, type[TaskSpec]]:
-    return {name: get_family(name).spec_model for name in family_names()}
+    """Every family's spec model by name, all a spec needs to be parsed: from ``spec.py`` alone where a
+    shipped family has one (:func:`_shipped_spec_model`), else from the family object."""
+    return {name: _shipped_spec_model(name) or get_family(name).spec_model for name in family_names()}
 
 
 # ------------------------------------------------------------------------------------------ task specs

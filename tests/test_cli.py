@@ -1,14 +1,21 @@
-"""End to end through the real command line: a smoke run, the cache, `show`, and bad input."""
+"""End to end through the real command line: a smoke run, the cache, `show`, and bad input.
+
+Commands that run something go through a fresh ``python -m phenomena_bench.cli`` process; those that only
+read a store or refuse bad input before any run call the same ``main`` in this process (``cli_in_process``),
+which proves the same output and exit codes without paying an interpreter and torch import per call.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli, cli_in_process
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +50,7 @@ def test_run_stores_one_record_per_run(smoke_store: Path) -> None:
 
 def test_second_run_does_no_work(smoke_store: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in (smoke_store / "runs").glob("*/*.json")}
-    result = cli(
+    result = cli_in_process(
         "run",
         "--task",
         "grokking/add-mod97",
@@ -64,27 +71,29 @@ def test_second_run_does_no_work(smoke_store: Path) -> None:
 
 
 def test_show_json_and_runs(smoke_store: Path) -> None:
-    rows = json.loads(cli("show", "--store", str(smoke_store), "--format", "json").stdout)
+    rows = json.loads(cli_in_process("show", "--store", str(smoke_store), "--format", "json").stdout)
     assert {r["method"] for r in rows} == {"adamw", "grad-norm"} and all(r["seeds"] == 1 for r in rows)
-    runs = json.loads(cli("show", "--store", str(smoke_store), "--runs", "--format", "json").stdout)
+    runs = json.loads(cli_in_process("show", "--store", str(smoke_store), "--runs", "--format", "json").stdout)
     assert len(runs) == 2 and all(r["metrics"]["steps_run"] == 300 for r in runs)
     assert all(r["curves"]["val_acc"]["x"][-1] == 300 for r in runs)
 
 
 def test_store_from_environment(smoke_store: Path) -> None:
-    rows = json.loads(cli("show", "--format", "json", env={"PHENOMENA_BENCH_STORE": str(smoke_store)}).stdout)
+    rows = json.loads(
+        cli_in_process("show", "--format", "json", env={"PHENOMENA_BENCH_STORE": str(smoke_store)}).stdout
+    )
     assert len(rows) == 2
 
 
 def test_tasks_and_methods_are_listed() -> None:
-    tasks = cli("tasks")
+    tasks = cli_in_process("tasks")
     assert tasks.returncode == 0 and "grokking/div-mod97" in tasks.stdout and "smoke(2 seeds)" in tasks.stdout
-    methods = cli("methods")
+    methods = cli_in_process("methods")
     assert methods.returncode == 0 and "muon" in methods.stdout and "grokking" in methods.stdout
 
 
 def test_schema_is_json() -> None:
-    schema = json.loads(cli("schema").stdout)
+    schema = json.loads(cli_in_process("schema").stdout)
     assert "grokking" in json.dumps(schema)
 
 
@@ -110,7 +119,7 @@ def _spec_with(tmp_path: Path, old: str, new: str) -> Path:
     ],
 )
 def test_bad_spec_gets_one_line_per_problem_and_exit_1(tmp_path: Path, old: str, new: str, expected: str) -> None:
-    result = cli("validate", str(_spec_with(tmp_path, old, new)))
+    result = cli_in_process("validate", str(_spec_with(tmp_path, old, new)))
     assert result.returncode == 1
     assert expected in result.stderr and "bad.yaml" in result.stderr and "fix:" in result.stderr
     assert "Traceback" not in result.stderr
@@ -118,12 +127,12 @@ def test_bad_spec_gets_one_line_per_problem_and_exit_1(tmp_path: Path, old: str,
 
 def test_run_refuses_an_invalid_suite(tmp_path: Path) -> None:
     path = _spec_with(tmp_path, "  steps: 3000", "  steps: -5")
-    result = cli("run", "--tasks-dir", str(path.parent), "--tier", "smoke", "--store", str(tmp_path / "s"))
+    result = cli_in_process("run", "--tasks-dir", str(path.parent), "--tier", "smoke", "--store", str(tmp_path / "s"))
     assert result.returncode == 2 and "training.steps" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_method_that_does_not_import(tmp_path: Path) -> None:
-    result = cli(
+    result = cli_in_process(
         "run",
         "--task",
         "grokking/add-mod97",
@@ -138,8 +147,8 @@ def test_method_that_does_not_import(tmp_path: Path) -> None:
 
 
 def test_unknown_method_and_task(tmp_path: Path) -> None:
-    assert "unknown method 'nope'" in cli("run", "--method", "nope", "--store", str(tmp_path)).stderr
-    assert "unknown task 'nope'" in cli("run", "--task", "nope", "--store", str(tmp_path)).stderr
+    assert "unknown method 'nope'" in cli_in_process("run", "--method", "nope", "--store", str(tmp_path)).stderr
+    assert "unknown task 'nope'" in cli_in_process("run", "--task", "nope", "--store", str(tmp_path)).stderr
 
 
 def test_method_for_another_family(tmp_path: Path) -> None:
@@ -169,9 +178,21 @@ def test_method_for_another_family(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no-such-family" in result.stderr
 
 
-def test_module_attr_method_runs_without_installing(tmp_path: Path) -> None:
-    module = tmp_path / "my_sgd.py"
-    module.write_text(
+def test_the_shipped_suite_is_found_from_any_folder(tmp_path: Path) -> None:
+    result = cli("tasks", cwd=tmp_path, env={"PHENOMENA_BENCH_TASKS": ""})
+    assert result.returncode == 0, result.stderr
+    assert "grokking/add-mod97" in result.stdout and "hessian/digits-tanh-ce-init" in result.stdout
+
+
+def test_lm_eval_style_options_an_included_task_folder_and_a_module_attr_method(tmp_path: Path) -> None:
+    """`--tasks a,b`, `--methods x,y`, `--num-seeds`, `--output-path`, `--include-path` adding a spec, and a
+    ``module:attr`` method from the current folder that runs without being installed: one command, 4 runs."""
+    mine = tmp_path / "my-tasks" / "grokking"
+    mine.mkdir(parents=True)
+    text = (ROOT / "tasks" / "grokking" / "add-mod97.yaml").read_text()
+    assert "id: grokking/add-mod97" in text
+    (mine / "mine.yaml").write_text(text.replace("id: grokking/add-mod97", "id: mine/add-mod97", 1))
+    (tmp_path / "my_sgd.py").write_text(
         textwrap.dedent("""
         import torch
         from phenomena_bench.families.grokking.api import GrokkingMethod
@@ -183,49 +204,13 @@ def test_module_attr_method_runs_without_installing(tmp_path: Path) -> None:
                 return torch.optim.SGD(params.values(), lr=0.1)
     """)
     )
-    result = cli(
-        "run",
-        "--task",
-        "grokking/add-mod97",
-        "--method",
-        "my_sgd:PlainSGD",
-        "--tier",
-        "smoke",
-        "--seeds",
-        "1",
-        "--store",
-        str(tmp_path / "s"),
-        "--quiet",
-        "--format",
-        "json",
-        cwd=tmp_path,
-        env={"PHENOMENA_BENCH_TASKS": str(ROOT / "tasks")},
-    )
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
-    assert rows[0]["method"] == "plain-sgd" and rows[0]["seeds"] == 1
-
-
-def test_the_shipped_suite_is_found_from_any_folder(tmp_path: Path) -> None:
-    result = cli("tasks", cwd=tmp_path, env={"PHENOMENA_BENCH_TASKS": ""})
-    assert result.returncode == 0, result.stderr
-    assert "grokking/add-mod97" in result.stdout and "hessian/digits-tanh-ce-init" in result.stdout
-
-
-def test_lm_eval_style_options_and_an_included_task_folder(tmp_path: Path) -> None:
-    """`--tasks a,b`, `--methods x,y`, `--num-seeds`, `--output-path`, and `--include-path` adding a spec."""
-    mine = tmp_path / "my-tasks" / "grokking"
-    mine.mkdir(parents=True)
-    text = (ROOT / "tasks" / "grokking" / "add-mod97.yaml").read_text()
-    assert "id: grokking/add-mod97" in text
-    (mine / "mine.yaml").write_text(text.replace("id: grokking/add-mod97", "id: mine/add-mod97", 1))
     store = tmp_path / "out"
     result = cli(
         "run",
         "--tasks",
         "mine/add-mod97,grokking/add-mod97",
         "--methods",
-        "adamw,grad-norm",
+        "adamw,my_sgd:PlainSGD",
         "--tier",
         "smoke",
         "--num-seeds",
@@ -242,8 +227,9 @@ def test_lm_eval_style_options_and_an_included_task_folder(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert {(r["task_id"], r["method"]) for r in rows} == {
-        (t, m) for t in ("mine/add-mod97", "grokking/add-mod97") for m in ("adamw", "grad-norm")
+        (t, m) for t in ("mine/add-mod97", "grokking/add-mod97") for m in ("adamw", "plain-sgd")
     }
+    assert all(r["seeds"] == 1 for r in rows)
     assert len(list((store / "runs").glob("*/*.json"))) == 4
 
 
@@ -251,7 +237,7 @@ def test_dev_runs_development_seeds_never_the_scoring_ones(smoke_store: Path, tm
     """`--dev` (tuning, pilots) runs seeds DEV_SEED_BASE + 0..N-1: new runs, none of the scoring seeds' keys."""
     from phenomena_bench.core.seeds import DEV_SEED_BASE, is_dev_seed
 
-    assert "development seeds" in cli("run", "--help").stdout
+    assert "development seeds" in cli_in_process("run", "--help").stdout
     store = tmp_path / "dev-store"
     args = ("run", "--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke", "--store", str(store))
     result = cli(*args, "--seeds", "2", "--dev", "--quiet")
@@ -261,3 +247,14 @@ def test_dev_runs_development_seeds_never_the_scoring_ones(smoke_store: Path, tm
     scoring = {json.loads(p.read_text())["key"] for p in (smoke_store / "runs").glob("*/*.json")}
     dev_keys = {json.loads(p.read_text())["key"] for p in (store / "runs").glob("*/*.json")}
     assert not scoring & dev_keys
+
+
+def test_listing_validating_and_schema_import_no_torch() -> None:
+    """Reading specs needs only each family's spec.py: the commands that only read specs start in about a
+    second instead of paying for torch, SciPy and scikit-learn."""
+    code = (
+        "import sys; from phenomena_bench.cli import main; main(['tasks']); main(['validate', 'tasks']); "
+        "main(['schema']); print([m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]"), out.stdout[-300:]

@@ -108,7 +108,7 @@ def _edited(old: bytes, new: bytes) -> bytes:
         (b"", "file is empty"),
         (b"- just\n- a list\n", "not a mapping"),
         (b"id: \xff\xfe\n", "not UTF-8"),
-        (_edited(b"\nseeds: 3\n", b"\nseeds: 99999999999999999999999999999\n"), "seeds"),
+        (_edited(b"\nseeds: 6\n", b"\nseeds: 99999999999999999999999999999\n"), "seeds"),
         (_edited(b"\ntime_limit_s: 1800\n", b"\ntime_limit_s: 1e999\n"), "time_limit_s"),
         (_edited(b"\n  p: 43\n", b"\n  p: ninety-seven\n"), "data.p"),
         (_edited(b"\nfamily: grokking\n", b"\nfamily: pruning\n"), "data"),

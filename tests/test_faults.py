@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from phenomena_bench.store import Store
+from tests.helpers import cli_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = ROOT / "tests" / "fault_methods"
@@ -269,8 +270,9 @@ def _wait_for_records(store: Path, at_least: int, proc: subprocess.Popen[str], w
 
 
 def test_sigkill_mid_suite_then_resume_does_only_what_is_missing(tasks_dir: Path, tmp_path: Path) -> None:
+    """Killed after its first record of 3 (a second can't finish within the 50 ms poll: each sleeps 1.5 s)."""
     store, log = tmp_path / "store", tmp_path / "starts.log"
-    args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "4", "--workers", "1"))
+    args = _run_args(tasks_dir, store, "Slow", extra=("--seeds", "3", "--workers", "1"))
     proc = subprocess.Popen(
         args, env=_env(log, "first"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -282,19 +284,19 @@ def test_sigkill_mid_suite_then_resume_does_only_what_is_missing(tasks_dir: Path
         if proc.poll() is None:
             proc.kill()
     done_before = intact(store)
-    assert 1 <= len(done_before) < 4
+    assert 1 <= len(done_before) < 3
     first_workers = [pid for _, _, pid, phase in starts(log) if phase == "first"]
     assert wait_dead(first_workers) == []  # the runner's death took its worker with it: nothing left running
 
-    resumed = cli(tasks_dir, store, log, "Slow", extra=("--seeds", "4", "--workers", "1"), phase="second")
+    resumed = cli(tasks_dir, store, log, "Slow", extra=("--seeds", "3", "--workers", "1"), phase="second")
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(done_before)} already in" in resumed.stderr
     final = intact(store)
-    assert sorted(final) == [f"fault-slow/{s}" for s in range(4)] and all(r["status"] == "ok" for r in final.values())
+    assert sorted(final) == [f"fault-slow/{s}" for s in range(3)] and all(r["status"] == "ok" for r in final.values())
     for name, record in done_before.items():
         assert final[name] == record  # a finished record is never rewritten
     second = [seed for _, seed, _, phase in starts(log) if phase == "second"]
-    assert sorted(second) == sorted(set(range(4)) - {r["seed"] for r in done_before.values()})  # no run twice
+    assert sorted(second) == sorted(set(range(3)) - {r["seed"] for r in done_before.values()})  # no run twice
 
 
 def test_ctrl_c_stops_cleanly_and_reports_what_finished(tasks_dir: Path, tmp_path: Path) -> None:
@@ -353,12 +355,7 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
     assert cli(tasks_dir, store, log, "Ok", extra=("--executor", "local")).returncode == 0
     (path,) = list((store / "runs").glob("*/*.json"))
     path.write_text(path.read_text()[:100])  # torn
-    shown = subprocess.run(
-        [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(store)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    shown = cli_in_process("show", "--store", str(store))  # reads the store only: no fresh interpreter needed
     assert shown.returncode == 0 and f"{path}: corrupt record, not trusted" in shown.stderr
     redo = cli(tasks_dir, store, log, "Ok", extra=("--executor", "local"), phase="redo")
     assert redo.returncode == 0, redo.stderr
@@ -367,35 +364,10 @@ def test_torn_record_is_reported_and_redone(tasks_dir: Path, tmp_path: Path) -> 
     assert intact(store)["fault-ok/0"]["status"] == "ok"
 
 
-def test_ray_missing_is_a_one_line_error(tmp_path: Path) -> None:
+def test_ray_missing_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With Ray hidden, `--executor ray` names the extra to install instead of a traceback."""
-    code = "import sys; sys.modules['ray'] = None; from phenomena_bench.cli import main; sys.exit(main(sys.argv[1:]))"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            "--task",
-            "grokking/add-mod97",
-            "--method",
-            "adamw",
-            "--tier",
-            "smoke",
-            "--seeds",
-            "1",
-            "--store",
-            str(tmp_path),
-            "--executor",
-            "ray",
-            "--device",
-            "cpu",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when it is not installed
+    args = ("--task", "grokking/add-mod97", "--method", "adamw", "--tier", "smoke", "--seeds", "1")
+    result = cli_in_process("run", *args, "--store", str(tmp_path), "--executor", "ray", "--device", "cpu", "--quiet")
     assert result.returncode == 2 and "pip install 'phenomena-bench[ray]'" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,9 @@ def test_analytic_flops_match_the_flop_counter() -> None:
     tokens, _ = all_pairs("add", 97)
     with FlopCounterMode(display=False) as counter:
         model(tokens[:64])
-    counted = counter.get_total_flops() / 64
-    assert abs(model.forward_flops_per_example() - counted) / counted < 0.02
+    counted = counter.get_total_flops()
+    analytic = 64 * model.forward_flops_per_example() + model.forward_flops_per_batch()
+    assert abs(analytic - counted) / counted < 0.02
 
 
 # -------------------------------------------------------------------------------------------- baselines
@@ -171,6 +173,14 @@ def test_grad_norm_rescales_to_unit_norm() -> None:
     model = _with_grad(torch.tensor([[3.0, 4.0]]))
     GradNorm().after_backward(model, 0)
     assert torch.allclose(model.weight.grad, torch.tensor([[0.6, 0.8]]))
+    # two seeds stacked on a leading axis: each is rescaled by its own norm, not by the pair's
+    stacked = torch.nn.Module()
+    stacked.weight = torch.nn.Parameter(torch.zeros(2, 1, 2))
+    stacked.weight.grad = torch.tensor([[[3.0, 4.0]], [[0.0, 10.0]]])
+    method = GradNorm()
+    method.configure(stacked, dict(stacked.named_parameters()), replace(INFO, runs=2))  # type: ignore[arg-type]
+    method.after_backward(stacked, 0)  # type: ignore[arg-type]
+    assert torch.allclose(stacked.weight.grad, torch.tensor([[[0.6, 0.8]], [[0.0, 1.0]]]))
 
 
 def test_configure_is_the_abstract_hook_and_each_baseline_types_its_own_hyperparameters() -> None:
@@ -193,7 +203,7 @@ def test_configure_is_the_abstract_hook_and_each_baseline_types_its_own_hyperpar
         assert not ref.hp.decoupled and ref.hp.weight_decay == wd and "transplanted" in ref.description
         assert ref.hp.warmup_steps == AdamW().hp.warmup_steps
     assert AdamW().hp.weight_decay == 1.0 and GradNorm().hp.norm == 1.0
-    assert AdamW.batchable and GrokfastEMA.batchable and GrokfastMA.batchable and not GradNorm.batchable
+    assert AdamW.batchable and GrokfastEMA.batchable and GrokfastMA.batchable and GradNorm.batchable
     with pytest.raises(MethodError, match="unknown hyperparameter"):
         AdamW(alpha=0.5)
 
@@ -292,11 +302,13 @@ def test_non_finite_loss_is_reported_as_diverged_at_its_step(tmp_path: Path) -> 
 # ------------------------------------------------------------------------------------ seeds as one program
 
 
-@pytest.mark.parametrize("method_name", ["adamw", "grokfast-ema"])
+# adamw and grokfast-ema are element-wise; muon orthogonalises each run's matrix (the last two axes) and
+# grad-norm takes each run's own global norm: both would mix the seeds if they ignored the run axis.
+@pytest.mark.parametrize("method_name", ["adamw", "grokfast-ema", "muon", "grad-norm"])
 def test_batched_seeds_equal_separate_runs(tmp_path: Path, method_name: str) -> None:
     task = _smoke(CUT)
     ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path)
-    seeds = [0, 1, 2]
+    seeds = [0, 1]
     batched = train_runs(task, resolve_method(method_name), seeds, ctx)
     for seed, together in zip(seeds, batched):
         alone = train_runs(task, resolve_method(method_name), [seed], ctx)[0]
@@ -305,10 +317,15 @@ def test_batched_seeds_equal_separate_runs(tmp_path: Path, method_name: str) -> 
         torch.testing.assert_close(together.curves["train_acc"].y, alone.curves["train_acc"].y, rtol=0, atol=0.01)
 
 
-def test_methods_that_are_not_element_wise_refuse_to_batch(tmp_path: Path) -> None:
+class _NotBatchable(AdamW):
+    name = "adamw-alone"
+    batchable = False
+
+
+def test_methods_that_are_not_batchable_refuse_to_batch(tmp_path: Path) -> None:
     task = _smoke(CUT)
     with pytest.raises(ValueError, match="cannot train several seeds"):
-        train_runs(task, resolve_method("grad-norm"), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))
+        train_runs(task, _NotBatchable(), [0, 1], RunContext(seed=0, device="cpu", cache_dir=tmp_path))
 
 
 @pytest.mark.skipif(

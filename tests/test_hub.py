@@ -21,6 +21,7 @@ import yaml
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.report import hub
 from phenomena_bench.store import MethodIdentity, RunRecord, Store
+from tests.helpers import cli_in_process
 
 pytest.importorskip("pyarrow")
 datasets = pytest.importorskip("datasets")
@@ -453,23 +454,12 @@ def test_cli_dry_run_and_pull(tmp_path: Path) -> None:
     # pull into a store that already has one of the runs: only the others are added
     other = Store(tmp_path / "other")
     other.put(all_records()[0])
-    res = subprocess.run(
-        [*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    pull = ("pull", "--from-dir", str(out), "--store", str(tmp_path / "other"))  # a folder: no Hub, so in process
+    res = cli_in_process(*pull, env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr
     assert "5 added" in res.stdout and "1 already there" in res.stdout
     assert {r.key: r for r in other.records()} == {r.key: r for r in all_records()}
-    res = subprocess.run(
-        [*cli, "pull", "--from-dir", str(out), "--store", str(tmp_path / "other")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    res = cli_in_process(*pull, env={"HF_HUB_OFFLINE": "1"})
     assert "0 added" in res.stdout and "6 already there" in res.stdout
 
 

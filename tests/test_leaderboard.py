@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +18,7 @@ from phenomena_bench.core.family import Column
 from phenomena_bench.report import markdown, plots
 from phenomena_bench.report import site as leaderboard
 from phenomena_bench.store import MethodIdentity, RunRecord, Store
+from tests.helpers import cli_in_process
 
 EVIL = "<script>alert(1)</script>"
 
@@ -338,7 +337,7 @@ def test_markdown_has_every_task_and_escapes() -> None:
 
 
 def test_cli_build_and_markdown(tmp_path: Path) -> None:
-    """Through the real CLI and family registry: grokking records in a store give a site and Markdown."""
+    """Through the CLI's `main` and the family registry: grokking records in a store give a site and Markdown."""
     from phenomena_bench.registry import family_names
 
     store = Store(tmp_path / "store")
@@ -363,19 +362,11 @@ def test_cli_build_and_markdown(tmp_path: Path) -> None:
             )
         )
     out = tmp_path / "site"
-    cmd = [sys.executable, "-m", "phenomena_bench.cli", "leaderboard"]
-    res = subprocess.run(
-        [*cmd, "build", "--out", str(out), "--store", str(tmp_path / "store")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = cli_in_process("leaderboard", "build", "--out", str(out), "--store", str(tmp_path / "store"))
     assert res.returncode == 0, res.stderr
     index = (out / "index.html").read_text(encoding="utf-8")
     for fam in family_names():
         assert f'id="family-{leaderboard.slug(fam)}"' in index
-    res = subprocess.run(
-        [*cmd, "markdown", "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=120
-    )
+    res = cli_in_process("leaderboard", "markdown", "--store", str(tmp_path / "store"))
     assert res.returncode == 0, res.stderr
     assert "### add-mod97" in res.stdout and "| adamw" in res.stdout

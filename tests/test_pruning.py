@@ -553,13 +553,13 @@ def test_reinit_control_starts_at_the_rewind_step(tmp_path: Path, monkeypatch: p
     import phenomena_bench.families.pruning.family as family_module
 
     starts: list[int] = []
-    real = family_module.evaluate_mask
+    real = family_module.evaluate_masks
 
-    def spy(trainer, test, masks, start, task):  # type: ignore[no-untyped-def]
-        starts.append(start.step)
-        return real(trainer, test, masks, start, task)
+    def spy(trainer, test, items, task):  # type: ignore[no-untyped-def]
+        starts.extend(start.step for _, start in items)
+        return real(trainer, test, items, task)
 
-    monkeypatch.setattr(family_module, "evaluate_mask", spy)
+    monkeypatch.setattr(family_module, "evaluate_masks", spy)
     outcome = FAMILY.run(
         smoke_task(rewind_step=10), B.RandomPruning(), RunContext(seed=0, device="cpu", cache_dir=tmp_path)
     )

@@ -1,5 +1,5 @@
 """The one table model and its terminal rendering: every real family's default table fits 120 columns, and
-`--wide` / `--columns` choose columns (through the real CLI)."""
+`--wide` / `--columns` choose columns (through the CLI's `main`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import json
 import random
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.registry import family_names, get_family
 from phenomena_bench.report import markdown, terminal
 from phenomena_bench.store import MethodIdentity, RunRecord, Store
+from tests.helpers import cli_in_process
 
 #: Long but realistic labels: a baseline name plus non-default hyperparameters (they wrap, not widen).
 LABELS = ["reference-baseline", "a-much-longer-method-name-v2", "m[lr=0.003,warmup_steps=100,wd=0.1]"]
@@ -123,10 +123,10 @@ def test_cli_show_wide_and_columns(tmp_path: Path) -> None:
             store.put(
                 record("grokking", label, seed, {"steps_to_target": steps, "reached": True, "final_val_acc": 0.99})
             )
-    cli = [sys.executable, "-m", "phenomena_bench.cli", "show", "--store", str(tmp_path / "store")]
 
     def show(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=120)
+        """`phenomena-bench show` over that store: its `main`, in this process (no run, only output)."""
+        return cli_in_process("show", "--store", str(tmp_path / "store"), *args)
 
     default, wide = show(), show("--wide")
     assert default.returncode == 0 and wide.returncode == 0, default.stderr + wide.stderr

@@ -168,7 +168,7 @@ def test_deep_nesting_is_one_line_and_the_other_files_still_validate(
 
 
 def test_duplicate_keys_size_and_error_count_are_bounded(tmp_path: Path) -> None:
-    dup = SPEC.read_text().replace("seeds: 3\n", "seeds: 3\nseeds: 1\n", 1)
+    dup = SPEC.read_text().replace("seeds: 6\n", "seeds: 6\nseeds: 1\n", 1)
     (problem,) = _spec_problems(dup, tmp_path)
     assert "duplicate key 'seeds'" in problem and "line " in problem
     (problem,) = _spec_problems("id: x\n" + "# padding\n" * 60_000, tmp_path)
@@ -179,7 +179,7 @@ def test_duplicate_keys_size_and_error_count_are_bounded(tmp_path: Path) -> None
 
 
 def test_huge_numbers_are_one_line(tmp_path: Path) -> None:
-    (problem,) = _spec_problems(SPEC.read_text().replace("seeds: 3", "seeds: " + "9" * 10_000, 1), tmp_path)
+    (problem,) = _spec_problems(SPEC.read_text().replace("seeds: 6", "seeds: " + "9" * 10_000, 1), tmp_path)
     assert "cannot be loaded" in problem or "seeds" in problem
 
 

@@ -110,6 +110,24 @@ def test_holm_keeps_the_family_wise_error_of_a_table() -> None:
     assert false / draws <= 0.06
 
 
+def test_a_table_too_large_for_its_seeds_is_underpowered_not_a_tie() -> None:
+    """Seven methods, each better than the reference on every seed: at 6 seeds Holm's first step needs
+    p < 0.05/7 but the smallest p is 2/64, so no verdict is possible (not "tie"); at 9 seeds each is
+    "better". A single comparison at 6 seeds can give one."""
+    for n, methods, expected in ((6, 7, "underpowered"), (8, 7, "underpowered"), (9, 7, "better"), (6, 1, "better")):
+        seeds = tuple(range(n))
+        ref = Observations(seeds, tuple(float(s) for s in seeds), (False,) * n)
+        better = Observations(seeds, tuple(float(s) + 1.0 + 0.01 * s for s in seeds), (False,) * n)
+        verdicts = {c.verdict for c in cmp.adjust([cmp.compare("max", better, ref) for _ in range(methods)], "max")}
+        assert verdicts == {expected}, (n, methods, verdicts)
+    assert [cmp.seeds_for_verdict(m) for m in (1, 5, 7, 8)] == [6, 8, 9, 9]
+    # identical methods at enough seeds: a verdict was attainable and the data gave none
+    seeds = tuple(range(6))
+    same = Observations(seeds, (1.0, -1.0, 2.0, -2.0, 0.5, -0.5), (False,) * 6)
+    zero = Observations(seeds, (0.0,) * 6, (False,) * 6)
+    assert cmp.adjust([cmp.compare("max", same, zero)], "max")[0].verdict == "tie"
+
+
 def test_interval_coverage_at_ten_seeds() -> None:
     """t intervals of means, order-statistic intervals of medians and t intervals of mean paired differences
     cover the truth at least 93% of the time at 10 seeds."""

@@ -10,7 +10,10 @@ of n pairs is 2 / 2^n: 0.25 at 3 seeds, 0.031 at 6, so no verdict is given below
 
 Several methods are compared with one reference in a table, so p-values are Holm-adjusted across the
 table's comparisons (family-wise error at most :data:`ALPHA`); the verdict is ``better``/``worse`` when the
-adjusted p is below it, ``tie`` otherwise.
+adjusted p is below it. Holm's first step needs a p below alpha / m for m comparisons, so the seeds a verdict
+needs grow with the table: 2/2^n < 0.05/m is 6 seeds for one comparison, 8 for 5, 9 for 7 or 8
+(:func:`seeds_for_verdict`). A comparison with fewer pairs than that is ``underpowered`` (no data it could
+show would give a verdict), not ``tie``; ``tie`` means a verdict was attainable and the data did not give one.
 
 Time-to-event metrics are compared on *restricted* times, min(T, horizon) with a run that did not reach the
 event at the horizon: two seeds that both failed to reach it differ by 0, and a failure is as bad as the
@@ -204,12 +207,33 @@ def compare(
     return _with_verdict(comparison, direction)
 
 
-def _with_verdict(c: Comparison, direction: Direction, alpha: float = ALPHA) -> Comparison:
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p the sign-flip test can give with `n` pairs (all differences of one sign)."""
+    if n <= 0:
+        return 1.0
+    return 2.0 / 2**n if n <= EXACT_MAX_SEEDS else 1.0 / (1 + MONTE_CARLO_FLIPS)
+
+
+def seeds_for_verdict(comparisons: int, alpha: float = ALPHA) -> int:
+    """The fewest paired seeds at which a table of `comparisons` Holm-adjusted tests can give a verdict:
+    Holm's first step needs p < alpha / m, and the smallest attainable p is :func:`smallest_p`."""
+    m = max(1, comparisons)
+    n = MIN_PAIRED_SEEDS
+    while m * smallest_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def _with_verdict(
+    c: Comparison, direction: Direction, alpha: float = ALPHA, needed: int = MIN_PAIRED_SEEDS
+) -> Comparison:
     if c.n_paired < MIN_PAIRED_SEEDS or c.p_adjusted is None or c.diff_mean is None:
         verdict: Verdict = "underpowered"
     elif c.p_adjusted < alpha and c.diff_mean != 0:
         lower = c.diff_mean < 0
         verdict = "better" if lower == (direction == "min") else "worse"
+    elif c.n_paired < needed:
+        verdict = "underpowered"  # no outcome at this many seeds could pass the table's Holm threshold
     else:
         verdict = "tie"
     return replace(c, verdict=verdict)
@@ -218,7 +242,8 @@ def _with_verdict(c: Comparison, direction: Direction, alpha: float = ALPHA) -> 
 def adjust(comparisons: Sequence[Comparison], direction: Direction, alpha: float = ALPHA) -> list[Comparison]:
     """The comparisons of one table with Holm-adjusted p-values and the verdicts they give."""
     adjusted = holm([c.p_value for c in comparisons])
-    return [_with_verdict(replace(c, p_adjusted=p), direction, alpha) for c, p in zip(comparisons, adjusted)]
+    needed = seeds_for_verdict(sum(c.p_value is not None for c in comparisons), alpha)
+    return [_with_verdict(replace(c, p_adjusted=p), direction, alpha, needed) for c, p in zip(comparisons, adjusted)]
 
 
 def table_mde(comparisons: Sequence[Comparison]) -> tuple[float | None, int]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from phenomena_bench.analysis.comparison import ALPHA, MIN_PAIRED_SEEDS, POWER
+from phenomena_bench.analysis.comparison import ALPHA, POWER, seeds_for_verdict
 from phenomena_bench.analysis.rows import Row, by_table, seed_rule
 from phenomena_bench.analysis.statistics import Summary, central
 from phenomena_bench.core.errors import BenchmarkError
@@ -194,7 +194,8 @@ class Table:
             out.append(
                 f"verdict vs {self.reference_method}: exact sign-flip test on seed-paired differences of "
                 f"{self.primary_metric}, Holm-adjusted over {self.comparisons} method(s), p < {ALPHA:g}; "
-                f"needs >= {MIN_PAIRED_SEEDS} paired seeds, else underpowered"
+                f"needs >= {seeds_for_verdict(self.comparisons)} paired seeds at {self.comparisons} comparison(s) "
+                "(Holm's first step: 2/2^n < 0.05/m), else underpowered"
             )
             if self.mde is None:
                 out.append(f"MDE at {self.mde_seeds} paired seeds: none (underpowered)")

@@ -9,16 +9,21 @@ that cannot be read or whose recorded key differs is treated as absent and recom
 
 from __future__ import annotations
 
+import fcntl
+import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from phenomena_bench.core.atomic import atomic_write
 from phenomena_bench.core.hashing import content_key
 
-__all__ = ["cache_path", "content_key", "load_arrays", "save_arrays"]
+__all__ = ["cache_path", "computed_once", "content_key", "load_arrays", "save_arrays"]
+
+T = TypeVar("T")
 
 _KEY_FIELD = "__cache_key__"
 
@@ -47,3 +52,24 @@ def load_arrays(path: Path, key: str) -> dict[str, np.ndarray] | None:
     if str(arrays.pop(_KEY_FIELD, "")) != key:
         return None
     return arrays
+
+
+def computed_once(lock_path: Path, load: Callable[[], T | None], build: Callable[[], T]) -> T:
+    """`load()` if the artefact is there; otherwise build it once, however many workers ask at the same time.
+
+    The first worker to miss takes an exclusive ``flock`` on `lock_path` (an empty marker file, left in place)
+    and builds; the others block on the lock, then find the artefact with their second `load()` and read it.
+    `build` must save what it builds (atomically) and return it. The kernel drops the lock when its holder
+    dies, however it dies, so a killed builder leaves no stale claim: the next worker builds instead.
+    """
+    found = load()
+    if found is not None:
+        return found
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        found = load()  # built by the worker that held the lock while this one waited
+        return found if found is not None else build()
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock

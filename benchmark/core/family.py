@@ -8,6 +8,7 @@ The runner, the store and the CLI know nothing family-specific beyond this inter
 
 from __future__ import annotations
 
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from phenomena_bench.core.curves import Curve
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.method import Method
 from phenomena_bench.core.spec import TaskSpec
+from phenomena_bench.core.text import printable
 
 Status = Literal["ok", "failed", "timeout", "diverged", "budget_exceeded"]
 STATUSES: tuple[Status, ...] = ("ok", "failed", "timeout", "diverged", "budget_exceeded")
@@ -64,6 +66,18 @@ class RunOutcome:
     def diverged(cls, reason: str, metrics: dict[str, Scalar] | None = None) -> RunOutcome:
         """The outcome of a run whose loss or output became non-finite (the one way to report it)."""
         return cls(status="diverged", metrics=dict(metrics or {}), error=reason)
+
+    @classmethod
+    def from_error(cls, err: BaseException) -> RunOutcome:
+        """The outcome of a run that raised `err`: :class:`Diverged` ends it `diverged`; a
+        :class:`MethodError` (the harness refusing a method's output) `failed` with its one-line reason;
+        anything else `failed` with the traceback, keeping the innermost frames (the submission's)."""
+        if isinstance(err, Diverged):
+            return cls.diverged(str(err), err.metrics)
+        if isinstance(err, MethodError):
+            return cls(status="failed", error=f"MethodError: {printable(str(err))}")
+        trace = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=-30))
+        return cls(status="failed", error=f"{type(err).__name__}: {err}\n\n{trace}")
 
 
 class Diverged(Exception):
@@ -127,6 +141,15 @@ class Family(ABC, Generic[TaskT, MethodT]):
     def can_batch(self, method: MethodT) -> bool:
         """Whether several seeds of `method` can train as one program (see :meth:`run_batch`)."""
         return False
+
+    def batches_by_default(self, device: str) -> bool:
+        """Whether ``--batch-seeds auto`` trains this family's batchable seeds together on `device`.
+
+        The base rule is the grokking measurement: on a GPU a small model is launch-bound, so R seeds cost
+        about one; on the CPU a compute-bound step gains nothing and the batch waits for its slowest seed. A
+        family whose CPU runs are dominated by per-operation overhead overrides this with its own measured
+        rule (its docstring gives the figure)."""
+        return device.startswith("cuda")
 
     def run_batch(self, task: TaskT, method: MethodT, seeds: list[int], ctx: RunContext) -> list[RunOutcome]:
         """Train and score several seeds as one program; one outcome per seed, each equal (within

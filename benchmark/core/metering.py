@@ -12,8 +12,10 @@ What an operation costs:
   (``torch.utils.flop_counter.flop_registry``, the table ``FlopCounterMode`` uses, so the counts agree with it);
 - element-wise operations (ATen's ``pointwise`` tag) and the ``_foreach_*`` optimizer kernels: one FLOP
   per output element, which is what an optimizer update or a gradient filter is made of and what
-  ``FlopCounterMode`` counts as zero; a fused optimizer kernel (``_fused_adamw_``): one per element of every
-  tensor it takes (an approximation of the same order as its unfused ops);
+  ``FlopCounterMode`` counts as zero; a fused Adam or AdamW kernel (``_fused_adam_``, ``_fused_adamw_``): eight
+  per parameter element, what the same update costs unfused (measured: the per-parameter and ``foreach``
+  paths of ``torch.optim.AdamW`` both count 8.0 per element), so a fused optimizer is charged what an unfused
+  one is; another fused kernel: one per element of every tensor it takes (an approximation of the same order);
 - reductions (ATen's ``reduction`` tag): one FLOP per input element;
 - everything else (copies, views, indexing, sorting, random draws, dense decompositions): zero.
 
@@ -47,6 +49,9 @@ def _numel(values: Any) -> int:
 
 
 _MATMUL, _FOREACH, _FUSED, _POINTWISE, _REDUCTION, _FREE = range(6)
+_FUSED_ADAM = frozenset({"_fused_adam_", "_fused_adamw_", "_fused_adam", "_fused_adamw"})
+#: What the meter counts per parameter element for one unfused Adam(W) step (its element-wise operations).
+ADAM_FLOPS_PER_ELEMENT = 8
 _KINDS: dict[Any, int] = {}  # per ATen overload, classified once: the meter runs on every op of every step
 
 
@@ -84,8 +89,9 @@ def op_flops(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any)
         # in-place foreach kernels return None: the updated tensors are the first argument
         return float(_numel(out) or _numel(args[0] if args else ()))
     if kind == _FUSED:
-        # a fused optimizer kernel (Adam's on CUDA): one FLOP per element of every tensor it reads or writes
-        return float(_numel(args))
+        if func._overloadpacket.__name__ in _FUSED_ADAM:  # what the unfused update of the same parameters costs
+            return float(ADAM_FLOPS_PER_ELEMENT * _numel(args[0] if args else ()))
+        return float(_numel(args))  # another fused kernel: one FLOP per element of every tensor it takes
     first = args[0] if args else None  # a reduction: one FLOP per input element
     return float(first.numel()) if isinstance(first, torch.Tensor) else float(_numel(first))
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,27 @@ def seed_global_generators(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+#: The state of the three global generators :func:`seed_global_generators` seeds: Python's, NumPy's, torch's CPU.
+GlobalGeneratorState = tuple[Any, Any, Any]
+
+
+def global_generator_state() -> GlobalGeneratorState:
+    """A copy of the global generators' state: several runs sharing one process (lanes of one program) each
+    keep their own, swapped in when their turn comes, so each draws what it would draw alone."""
+    import torch
+
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def set_global_generator_state(state: GlobalGeneratorState) -> None:
+    """Make `state` (from :func:`global_generator_state`) the global generators' state."""
+    import torch
+
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
 
 
 def group_seed(*parts: str) -> int:

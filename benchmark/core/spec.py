@@ -100,8 +100,10 @@ class TaskSpec(StrictModel):
         return resolve_tier(self, tier)
 
     def key_payload(self) -> dict[str, Any]:
-        """The part of a resolved spec that determines results (prose and tiers left out)."""
-        return self.model_dump(mode="json", exclude=set(PROSE_FIELDS) | {"tiers"})
+        """The part of a resolved spec that determines a run's results: prose, tiers and the number of seeds
+        left out (seed s's run does not depend on how many others the suite runs, so growing a suite from 3
+        to 6 seeds reuses the first three)."""
+        return self.model_dump(mode="json", exclude=set(PROSE_FIELDS) | {"tiers", "seeds"})
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -442,3 +442,32 @@ def to_padded(instances: Sequence[np.ndarray], device: str | torch.device) -> tu
         x[i, : len(bag)] = bag
         mask[i, : len(bag)] = True
     return torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device)
+
+
+# --------------------------------------------------------------------------------------------- on disk
+
+
+def bags_to_arrays(bags: Bags, prefix: str) -> dict[str, np.ndarray]:
+    """`bags` as flat arrays named ``<prefix>/...`` (ragged bags concatenated, with their sizes), for
+    :func:`phenomena_bench.core.cache.save_arrays`; :func:`bags_from_arrays` is the inverse."""
+    arrays = {
+        f"{prefix}/sizes": bags.sizes,
+        f"{prefix}/instances": np.concatenate(bags.instances),
+        f"{prefix}/labels": bags.labels,
+        f"{prefix}/keys": np.concatenate(bags.keys),
+    }
+    if bags.instance_labels is not None:
+        arrays[f"{prefix}/instance_labels"] = np.concatenate(bags.instance_labels)
+    return arrays
+
+
+def bags_from_arrays(arrays: dict[str, np.ndarray], prefix: str) -> Bags:
+    """The :class:`Bags` :func:`bags_to_arrays` wrote under `prefix`."""
+    cuts = np.cumsum(arrays[f"{prefix}/sizes"])[:-1]
+    witnesses = arrays.get(f"{prefix}/instance_labels")
+    return Bags(
+        instances=np.split(arrays[f"{prefix}/instances"], cuts),
+        labels=arrays[f"{prefix}/labels"],
+        instance_labels=None if witnesses is None else np.split(witnesses, cuts),
+        keys=np.split(arrays[f"{prefix}/keys"], cuts),
+    )

@@ -10,11 +10,10 @@ pair not trained on (Power et al. 2022; Nanda et al. 2023).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-Operation = Literal["add", "sub", "div"]
+from phenomena_bench.families.grokking.spec import Operation  # the task spec owns the vocabulary
 
 
 @dataclass(frozen=True)

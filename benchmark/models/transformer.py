@@ -4,7 +4,9 @@ Architecture (Nanda et al. 2023): learned token and position embeddings, one att
 32 for d_model 128), a ReLU MLP (512), no LayerNorm, untied unembedding, Gaussian init with std
 1/sqrt(d_model) (1/sqrt(d_vocab) for the unembedding). With a single layer the logits at `=` depend only on
 the query at `=` and the keys/values of the three tokens, so computing the other positions is wasted work:
-leaving them out is exact and 2.3x cheaper.
+leaving them out is exact and 2.3x cheaper. And the attention's input at a position is embed[token] +
+pos[position], one of only 3 (p + 1) vectors, so its projections are computed per (position, token), not per
+example.
 """
 
 from __future__ import annotations
@@ -44,23 +46,37 @@ class OneLayerTransformer(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits over the p answers at the `=` position; `tokens` is (batch, 3)."""
         batch = tokens.shape[0]
-        x = self.embed[tokens] + self.pos  # (B, 3, d)
-        last = x[:, -1]  # (B, d): the `=` position
-        q = (last @ self.w_q.T).view(batch, self.n_heads, 1, self.d_head)
-        k = (x @ self.w_k.T).view(batch, self.n_ctx, self.n_heads, self.d_head).transpose(1, 2)
-        v = (x @ self.w_v.T).view(batch, self.n_ctx, self.n_heads, self.d_head).transpose(1, 2)
-        attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.d_head), dim=-1)  # (B, H, 1, 3)
-        z = (attn @ v).reshape(batch, self.d_model)
+        # The attention block's input at position i is embed[token] + pos[i]: there are only 3 x (p + 1)
+        # distinct inputs, so the query, key and value projections are computed once per (position, token)
+        # and gathered, instead of once per example (the same numbers, 1.7x fewer FLOPs per example).
+        inputs = (self.embed.unsqueeze(0) + self.pos.unsqueeze(1)).reshape(-1, self.d_model)  # (3 (p+1), d)
+        index = tokens + torch.arange(self.n_ctx, device=tokens.device) * self.embed.shape[0]  # (B, 3)
+        last = inputs[index[:, -1]]  # (B, d): the `=` position's input
+        q = (inputs @ self.w_q.T)[index[:, -1]].view(batch, 1, self.n_heads, self.d_head)
+        k = (inputs @ self.w_k.T)[index].view(batch, self.n_ctx, self.n_heads, self.d_head)
+        v = (inputs @ self.w_v.T)[index].view(batch, self.n_ctx, self.n_heads, self.d_head)
+        # One query against three keys per head: element-wise products and sums over (B, 3, H, d_head), not
+        # a batched matmul of B x H products of shape (1, d_head) @ (d_head, 3), which ran at a tenth of the
+        # matmul rate and took a fifth of the step on the CPU.
+        attn = torch.softmax((q * k).sum(-1) / math.sqrt(self.d_head), dim=1)  # (B, 3, H)
+        z = (attn.unsqueeze(-1) * v).sum(1).reshape(batch, self.d_model)
         resid = last + z @ self.w_o.T
         resid = resid + torch.relu(resid @ self.w_in.T + self.b_in) @ self.w_out.T + self.b_out
         return resid @ self.unembed
 
     def forward_flops_per_example(self) -> int:
-        """Multiply-adds x2 of one forward pass at the `=` position (the analytic FLOP count)."""
+        """Multiply-adds x2 of one forward pass at the `=` position (the analytic FLOP count), per example.
+
+        The query, key and value projections of the 3 x (p + 1) distinct (position, token) inputs are
+        computed once per batch; their cost is :meth:`forward_flops_per_batch`, not counted here.
+        """
         d, h, dh, m, c = self.d_model, self.n_heads, self.d_head, self.d_mlp, self.n_ctx
-        projections = 2 * d * d * (1 + 2 * c)  # q at `=`, k and v at every position
         attention = 2 * h * c * dh * 2  # scores and mixing
         output = 2 * d * d
         mlp = 2 * 2 * d * m
         unembed = 2 * d * self.p
-        return projections + attention + output + mlp + unembed
+        return attention + output + mlp + unembed
+
+    def forward_flops_per_batch(self) -> int:
+        """The projections of every (position, token) input: paid once per forward pass, whatever its batch."""
+        return 2 * self.d_model * self.d_model * 3 * self.n_ctx * self.embed.shape[0]

@@ -135,9 +135,11 @@ def family_guide(family: str, specs: Iterable[TaskSpec] = ()) -> str:
     direction = "lower" if fam.direction == "min" else "higher"
     lines += [
         f"Methods are ranked by `{fam.primary_metric}` ({direction} is better) and compared seed by seed with "
-        f"the reference method `{fam.reference_method}` (a paired sign-flip test). With fewer than "
-        f"{MIN_PAIRED_SEEDS} paired seeds no verdict is given: the smallest attainable p-value is 2/2^n, so the "
-        "`vs ref` column is `underpowered` (blank in the compact table) at 2 to 5 seeds. The columns:",
+        f"the reference method `{fam.reference_method}` (a paired sign-flip test, Holm-adjusted over the "
+        "table's methods). The smallest attainable p-value with n paired seeds is 2/2^n and Holm's first step "
+        f"needs p < 0.05/m for m methods, so a verdict needs at least {MIN_PAIRED_SEEDS} paired seeds for one "
+        "method, 8 for five, 9 for seven or eight; with fewer the `vs ref` column says `underpowered`. The "
+        "columns:",
         "",
     ]
     lines += [f"- {c.header}: `{c.metric}` ({c.kind})" for c in fam.columns()]

@@ -8,16 +8,14 @@ Whatever the method does (raise, return garbage, diverge), this returns one reco
 from __future__ import annotations
 
 import time
-import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from phenomena_bench import __version__
 from phenomena_bench.core.costs import reset_shared, shared_seconds
-from phenomena_bench.core.errors import BenchmarkError, MethodError
-from phenomena_bench.core.family import Diverged, RunContext, RunOutcome, Status
-from phenomena_bench.core.text import printable
+from phenomena_bench.core.errors import BenchmarkError
+from phenomena_bench.core.family import RunContext, RunOutcome, Status
 from phenomena_bench.registry import get_family, resolve_method
 from phenomena_bench.run.plan import Job, PlannedRun
 from phenomena_bench.store import MethodIdentity, RunRecord
@@ -128,15 +126,8 @@ def execute_job(job: Job, device: str, cache_dir: Path, progress: Any = None, co
             outcomes = family.run_batch(task, method, seeds, ctx)
             if len(outcomes) != len(seeds):
                 raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for {len(seeds)} seeds")
-    except Diverged as err:
-        outcomes = [RunOutcome.diverged(str(err), err.metrics) for _ in seeds]
-    except MethodError as err:
-        # the harness refused what the method did or returned: its message names the hook and the value
-        outcomes = [RunOutcome(status="failed", error=f"MethodError: {printable(str(err))}") for _ in seeds]
-    except Exception as err:
-        # the innermost frames are the submission's: keep those when the stack is deep
-        error = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=-30)}"
-        outcomes = [RunOutcome(status="failed", error=error) for _ in seeds]
+    except Exception as err:  # raised anywhere, the method's code included: every run of the job ends with it
+        outcomes = [RunOutcome.from_error(err) for _ in seeds]
     shared = shared_seconds()
     share = max(0.0, time.perf_counter() - t0 - shared) / len(seeds)
     return [

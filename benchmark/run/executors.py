@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
+from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.family import Status
 from phenomena_bench.core.redact import is_secret
 from phenomena_bench.run.execute import _now, execute_job, failure_record
@@ -51,6 +52,23 @@ OnRecord = Callable[[RunRecord], None]
 OnProgress = Callable[[int, str, int, int], None]
 #: Called just before a run starts; False means "do not start it" (another runner has it, or it is done).
 Claim = Callable[[PlannedRun], bool]
+
+
+class RunsLost(BenchmarkError):
+    """Runs an executor lost with a node or worker that died under them (Ray, today): not recorded, since the
+    method did nothing wrong, so the same command redoes them. The executor raises it after every other run
+    has ended; the orchestrator reports each lost run on one line and the command exits 3."""
+
+    def __init__(self, lost: list[tuple[PlannedRun, str]]) -> None:
+        self.lost = lost
+        #: One line per lost run: what it was and why it was lost.
+        self.lines = [
+            f"lost: {run.task_id} [{run.tier}] {run.method['name']} seed={run.seed}: {why}" for run, why in lost
+        ]
+        super().__init__(
+            f"{len(lost)} run(s) lost with a Ray node or worker and not recorded; the runs that finished are "
+            "stored, run the same command again to do the lost ones:\n" + "\n".join(f"  {line}" for line in self.lines)
+        )
 
 
 class Executor(Protocol):
@@ -98,14 +116,22 @@ def secrets_removed() -> Iterator[None]:
 #: (in the server, with torch), so setting them later in a worker would be too late.
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
-#: What the fork server imports before it forks any worker: the expensive, harness-owned imports only.
+#: What the fork server imports before it forks any worker: the expensive imports every job pays for, once.
+#: (The family *modules*: a family package's __init__ imports its names lazily.) ``torch._dynamo`` is what
+#: the first optimizer step imports lazily (2.2 s a worker, measured: most of a short Hessian job's start);
+#: the shipped baselines are class definitions, read by every job of their family.
 FORKSERVER_PRELOAD = [
     "torch",
+    "torch._dynamo",
     "phenomena_bench.run.execute",
-    "phenomena_bench.families.grokking",
-    "phenomena_bench.families.pruning",
-    "phenomena_bench.families.mil_dropout",
-    "phenomena_bench.families.hessian",
+    "phenomena_bench.families.grokking.family",
+    "phenomena_bench.families.pruning.family",
+    "phenomena_bench.families.mil_dropout.family",
+    "phenomena_bench.families.hessian.family",
+    "phenomena_bench.baselines.grokking",
+    "phenomena_bench.baselines.pruning",
+    "phenomena_bench.baselines.mil_dropout",
+    "phenomena_bench.baselines.hessian",
 ]
 
 

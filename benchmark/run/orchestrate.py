@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phenomena_bench.core.errors import BenchmarkError
-from phenomena_bench.run.executors import Executor, LocalExecutor, ProcessExecutor, default_worker_count, device_slots
-from phenomena_bench.run.plan import PlannedRun, group_jobs
+from phenomena_bench.run.executors import (
+    Executor,
+    LocalExecutor,
+    ProcessExecutor,
+    RunsLost,
+    default_worker_count,
+    device_slots,
+)
+from phenomena_bench.run.plan import BatchRule, PlannedRun, group_jobs
 from phenomena_bench.store import RunClaim, RunRecord, Store
 
 EXECUTORS = ("process", "local", "ray")
@@ -69,6 +76,8 @@ class PlanResult:
     finished: list[RunRecord] = field(default_factory=list)
     #: Runs found done by another runner on the same store (after planning), not redone here.
     by_others: int = 0
+    #: One line per run the executor lost with a node or worker (not recorded: the same command redoes it).
+    lost: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -112,14 +121,15 @@ def execute_plan(
     todo: list[PlannedRun],
     store: Store,
     executor: Executor,
-    batch: bool = False,
+    batch: bool | BatchRule = False,
     progress: Progress | None = None,
     poll_s: float = 1.0,
     on_record: Callable[[RunRecord], None] | None = None,
 ) -> PlanResult:
     """Run `todo` on `executor`, writing each record into `store` the moment it ends.
 
-    `batch` groups seeds of one (task, method) into one job where the family allows it. Raises
+    `batch` (a :func:`~phenomena_bench.run.plan.batching_rule`, or True for every batchable run) groups seeds
+    of one (task, method) into one job where the family allows it. Raises
     :class:`Interrupted` on Ctrl-C, after releasing every claim (finished records stay in the store).
     """
     result = PlanResult()
@@ -168,7 +178,10 @@ def execute_plan(
     try:
         while jobs:
             busy.clear()
-            executor.execute(jobs, record_written, progress.step, claim=claim)
+            try:
+                executor.execute(jobs, record_written, progress.step, claim=claim)
+            except RunsLost as err:  # the others finished and are stored; the lost ones are said, not recorded
+                result.lost += err.lines
             jobs = group_jobs(list(busy), batch)
             if jobs:
                 if not told:

@@ -12,6 +12,7 @@ have set their thread count, and `phenomena-bench tasks` should not pay for impo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,34 +91,57 @@ class Job:
         return Job(kept) if kept else None
 
 
-#: How seeds are grouped into jobs: ``auto`` batches where it was measured to help (CUDA), ``on`` wherever
-#: the family allows it, ``off`` never.
+#: How seeds are grouped into jobs: ``auto`` batches where it was measured to help (per family and device:
+#: :meth:`Family.batches_by_default`), ``on`` wherever the family allows it, ``off`` never.
 BATCH_POLICIES = ("auto", "on", "off")
 #: Most seeds in one batched program: bounds its memory and how much one failure takes down.
 MAX_BATCH = 16
 
 
 def batching_enabled(policy: str, device: str) -> bool:
-    """Whether `policy` batches seeds on `device`.
-
-    ``auto`` batches on CUDA only. On a GPU a grokking-sized model is launch-bound, so R seeds cost about
-    one; on the CPU it is compute-bound, one process per core already keeps every core busy, and the batch
-    runs until its slowest seed stops: `bench/batched_seeds.py` measured the default grokking tier (3 seeds
-    of AdamW, early stopping) at x0.88 batched against one by one on one core, so the CPU does not batch
-    unless asked (``on``; it does help on tiny tiers, x2.9 on the smoke tier).
-    """
+    """Whether `policy` may batch seeds on `device` at all (``auto``: the family decides, see
+    :func:`batching_rule`; this answers for the base rule, CUDA only)."""
     if policy not in BATCH_POLICIES:
         raise BenchmarkError(f"unknown batching policy {policy!r} (use {', '.join(BATCH_POLICIES)})")
     return policy == "on" or (policy == "auto" and device.startswith("cuda"))
 
 
-def group_jobs(runs: list[PlannedRun], batch: bool, max_batch: int = MAX_BATCH) -> list[Job]:
-    """Seeds of one (task, tier, method) into batched jobs of at most `max_batch` when `batch`; else one
-    job per run. Planning order is kept: a group sits where its first run was planned."""
+BatchRule = Callable[[PlannedRun], bool]
+
+
+def batching_rule(policy: str, device: str) -> BatchRule:
+    """Which planned runs `policy` trains together with their other seeds on `device`.
+
+    ``on``: every run whose method the family can batch; ``off``: none; ``auto``: those whose family says
+    batching pays on this device (:meth:`Family.batches_by_default`, a measured rule per family: on a GPU
+    every family; on the CPU only those dominated by per-operation overhead — grokking's step is
+    compute-bound there and is not batched).
+    """
+    if policy not in BATCH_POLICIES:
+        raise BenchmarkError(f"unknown batching policy {policy!r} (use {', '.join(BATCH_POLICIES)})")
+    if policy == "off":
+        return lambda run: False
+    if policy == "on":
+        return lambda run: run.batchable
+    by_family: dict[str, bool] = {}
+
+    def auto(run: PlannedRun) -> bool:
+        if run.family not in by_family:
+            by_family[run.family] = get_family(run.family).batches_by_default(device)
+        return run.batchable and by_family[run.family]
+
+    return auto
+
+
+def group_jobs(runs: list[PlannedRun], batch: bool | BatchRule, max_batch: int = MAX_BATCH) -> list[Job]:
+    """Seeds of one (task, tier, method) into batched jobs of at most `max_batch` where `batch` (a rule from
+    :func:`batching_rule`, or True for every batchable run); else one job per run. Planning order is kept: a
+    group sits where its first run was planned."""
+    rule: BatchRule = batch if callable(batch) else (lambda run: bool(batch) and run.batchable)
     jobs: list[list[PlannedRun]] = []
     open_groups: dict[str, list[PlannedRun]] = {}
     for run in runs:
-        if not (batch and run.batchable):
+        if not rule(run):
             jobs.append([run])
             continue
         group_key = canonical_json([run.task, run.method, run.method_ref, run.hyperparameters])

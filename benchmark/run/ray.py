@@ -8,12 +8,21 @@ memory) becomes a `failed` record instead of a lost Ray worker. The Ray task ret
 the driver, alone, writes them to the store under the same key a local run would have, so local and
 cluster results mix freely.
 
-Resources: each run asks Ray for one CPU, and on CUDA for ``PHENOMENA_BENCH_RAY_GPUS_PER_RUN`` GPUs
-(default 1; a fraction such as 0.25 packs four small runs on one GPU). Ray sets ``CUDA_VISIBLE_DEVICES``
-for the task, so the run uses ``cuda:0`` of what it was given.
+Resources: each run asks Ray for one CPU, and on CUDA (``--device cuda``) for one GPU, or
+``PHENOMENA_BENCH_RAY_GPUS_PER_RUN`` GPUs (a fraction such as 0.25 packs four small runs on one GPU). Ray
+sets ``CUDA_VISIBLE_DEVICES`` for the task, so the run uses ``cuda:0`` of what it was given. A GPU task gets
+a fresh Ray worker each time (``max_calls=1``, Ray's own default for GPU tasks, made explicit here): the
+fork server that starts the isolated workers keeps the environment it was started with, so a reused Ray
+worker would hand the next run the GPU of its first one.
+
+A node that dies takes its runs with it. Those runs are *lost*, not failed: the method did nothing wrong,
+so no record is written (a `failed` record would need ``--retry-failed`` and would count against the
+method). The others go on; at the end :class:`RunsLost` names every lost run on one line each, and running
+the same command again does exactly what is missing. Ray does not retry them by itself (``max_retries=0``):
+a run that took its node down (the machine ran out of memory) would take the next node down too.
 
 The driver also keeps a backstop clock (time limit + start-up allowance + a minute): if a Ray task does not
-come back at all (a node lost, a hung raylet), it is cancelled and recorded as `timeout`.
+come back at all (a hung raylet), it is cancelled and recorded as `timeout`.
 """
 
 from __future__ import annotations
@@ -25,13 +34,23 @@ from typing import Any
 
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.run.execute import _now, failure_record
-from phenomena_bench.run.executors import STARTUP_LIMIT_S, Claim, OnProgress, OnRecord, claim_job, secrets_removed
-from phenomena_bench.run.plan import Job
+from phenomena_bench.run.executors import (
+    STARTUP_LIMIT_S,
+    Claim,
+    OnProgress,
+    OnRecord,
+    RunsLost,
+    claim_job,
+    secrets_removed,
+)
+from phenomena_bench.run.plan import Job, PlannedRun
 from phenomena_bench.store import RunRecord
 
 GPUS_ENV = "PHENOMENA_BENCH_RAY_GPUS_PER_RUN"
 #: Extra seconds the driver waits beyond a run's own limits before it gives the Ray task up.
 BACKSTOP_S = 60.0
+#: A Ray error is cut to this many characters in a record or a "lost" line (one readable line each).
+WHY_CHARS = 200
 
 
 def _run_in_isolated_worker(job: Job, device: str, cache_dir: str, compile: bool = False) -> list[str]:
@@ -55,7 +74,7 @@ def _import_ray() -> Any:
 
 
 def gpus_per_run(device: str) -> float:
-    """GPUs each run asks Ray for: 0 on the CPU, else the environment's value (default 1)."""
+    """GPUs each run asks Ray for: 0 on the CPU; on CUDA one, or the fraction the environment asks for."""
     if not device.startswith("cuda"):
         return 0.0
     raw = os.environ.get(GPUS_ENV, "1")
@@ -106,11 +125,14 @@ class RayExecutor:
         """Submit every claimable job at once (Ray queues them by resources); record each as it returns."""
         ray = self.ray
         self._connect()
-        task = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_retries=0)(_run_in_isolated_worker)
+        task = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_retries=0, max_calls=1 if self.num_gpus else 0)(
+            _run_in_isolated_worker
+        )
         # With a GPU, Ray narrows CUDA_VISIBLE_DEVICES to the task's share: inside, it is always cuda:0.
         device = "cuda:0" if self.device.startswith("cuda") else self.device
         pending: dict[Any, tuple[Job, str, float]] = {}
         submitted: list[Job] = []
+        lost: list[tuple[PlannedRun, str]] = []
         try:
             for planned in jobs:
                 job = claim_job(planned, claim)
@@ -123,8 +145,10 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.poll_s)
                 for ref in ready:
                     job, started_at, t0 = pending.pop(ref)
-                    for record in self._collect(ref, job, started_at, t0):
+                    records, why_lost = self._collect(ref, job, started_at, t0)
+                    for record in records:
                         on_record(record)
+                    lost += [(run, why_lost) for run in job.runs] if why_lost else []
                 for ref, (job, started_at, t0) in list(pending.items()):
                     waited = time.monotonic() - t0
                     # Queued tasks wait for resources; the backstop only counts once the job could have run.
@@ -147,29 +171,44 @@ class RayExecutor:
         finally:
             for ref in pending:  # Ctrl-C or an error in the driver: cancel what is still out there
                 ray.cancel(ref, force=True)
+        if lost:
+            raise RunsLost(lost)
 
     @staticmethod
     def _queue_allowance(job: Job, jobs: list[Job]) -> float:
         """Generous time a task may sit in Ray's queue behind the others (they all start at submission)."""
         return sum(j.time_limit_s + STARTUP_LIMIT_S for j in jobs if j is not job)
 
-    def _collect(self, ref: Any, job: Job, started_at: str, t0: float) -> list[RunRecord]:
+    def _collect(self, ref: Any, job: Job, started_at: str, t0: float) -> tuple[list[RunRecord], str | None]:
+        """The job's records, or none and why it was lost (its node or Ray worker died under it)."""
         try:
-            return [RunRecord.model_validate_json(text) for text in self.ray.get(ref)]
-        except Exception as err:  # the Ray task itself failed: a node died, the object was lost
+            return [RunRecord.model_validate_json(text) for text in self.ray.get(ref)], None
+        except Exception as err:
             first = str(err).strip().splitlines()[:1]
+            why = f"{type(err).__name__}: {first[0] if first else ''}"
+            why = why if len(why) <= WHY_CHARS else why[: WHY_CHARS - 1] + "…"  # Ray's lines run to ~500 chars
+            if isinstance(err, _lost_errors(self.ray)):
+                return [], why
+            # The task itself failed (it raised, its runtime environment could not be set up, no node fits it):
+            # that happens again on a rerun, so it is recorded, as a crash of a local worker is.
             return [
                 failure_record(
                     run,
                     "failed",
-                    f"Ray task failed: {type(err).__name__}: {first[0] if first else ''}",
+                    f"Ray task failed: {why}",
                     self.device,
                     started_at,
                     time.monotonic() - t0,
                     len(job.runs),
                 )
                 for run in job.runs
-            ]
+            ], None
+
+
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task that died with its node, worker or objects rather than by its own doing."""
+    ex = ray.exceptions
+    return (ex.NodeDiedError, ex.WorkerCrashedError, ex.LocalRayletDiedError, ex.ObjectLostError, ex.RaySystemError)
 
 
 def _python_path() -> str:

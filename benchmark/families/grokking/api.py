@@ -64,6 +64,9 @@ class TrainingInfo:
     #: The seed of the method's own random stream (``core.seeds.method_seed`` of the run seed; of the first
     #: run when several train as one program). Never the seed of the split or of the initialisation.
     rng_seed: int
+    #: How many seeds train as one program: 1, unless the method is ``batchable`` and the harness batches,
+    #: in which case every parameter (and gradient) has a leading run axis of this size.
+    runs: int = 1
 
     def generator(self) -> torch.Generator:
         """A fresh CPU generator on the method's stream (the same draws on every call)."""

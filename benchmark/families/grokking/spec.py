@@ -14,11 +14,14 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
-from phenomena_bench.data.modular import Operation
 
 
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % k for k in range(2, math.isqrt(n) + 1))
+
+
+#: The modular operations a task can ask for (the data module builds their pairs).
+Operation = Literal["add", "sub", "div"]
 
 
 def pair_count(operation: Operation, p: int) -> int:

@@ -12,6 +12,7 @@ before it counts.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -82,6 +83,10 @@ class Runs:
         return cast(torch.Tensor, self._vmapped(dict(self.module.named_parameters()), x))
 
 
+#: Examples per forward pass of an evaluation (bounds its memory on the full tier).
+EVAL_CHUNK = 8192
+
+
 def _per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of each run (R,): summing them gives each run exactly its own gradient."""
     runs, batch, classes = logits.shape
@@ -91,7 +96,7 @@ def _per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def _accuracy_and_loss(
-    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192
+    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK
 ) -> tuple[list[float], list[float]]:
     """Per-run accuracy and mean loss over every example of (R, N, 3) / (R, N), in float64 loss sums."""
     correct = torch.zeros(x.shape[0], device=x.device)
@@ -152,7 +157,7 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     batch = min(task.training.batch_size or n_train, n_train)
     budget, eval_every, ev = task.training.steps, task.training.eval_every, task.evaluation
     rng_seed = method_seed(seeds[0])
-    info = TrainingInfo(budget, batch, n_train, task.data.p, ctx.device, rng_seed)
+    info = TrainingInfo(budget, batch, n_train, task.data.p, ctx.device, rng_seed, runs=len(seeds))
     # The method's draws come from its own stream; the harness's (batch order) from explicit generators.
     seed_global_generators(rng_seed)
     meter = Meter()
@@ -171,9 +176,10 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
 
     samplers = [torch.Generator(device="cpu").manual_seed(seed + 1) for seed in seeds]
     order, cursor = torch.empty(0, dtype=torch.long), n_train
-    fwd = runs.base.forward_flops_per_example()
-    step_flops = 3 * fwd * batch
-    eval_flops = fwd * (n_train + test_x.shape[1])
+    fwd, per_forward = runs.base.forward_flops_per_example(), runs.base.forward_flops_per_batch()
+    step_flops = 3 * (fwd * batch + per_forward)  # forward + backward (~2x forward)
+    chunks = sum(math.ceil(n / EVAL_CHUNK) for n in (n_train, test_x.shape[1]))
+    eval_flops = fwd * (n_train + test_x.shape[1]) + per_forward * chunks
     tracks = [Track() for _ in seeds]
     setup_flops = meter.flops / len(seeds)  # configure and prepare: each run's share of the program
     for track in tracks:

@@ -21,7 +21,8 @@ products than the budget raises :class:`BudgetExceededError`; that budget is the
 scores left empty) even if the method catches the error. An estimate that is not a :class:`SpectrumEstimate`,
 or one with a field of the wrong shape or length or holding NaN or infinity, fails the run with a one-line
 reason. The harness measures the FLOPs ``estimate`` spends outside the oracle's products
-(``method_flops@<budget>``).
+(``method_flops@<budget>``). A method that sets ``batchable = True`` (see :class:`HessianMethod`) has its
+draws interleaved and its products computed in blocks with the other draws' (same answers, cheaper).
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ class HessianMethod(Method[HP]):
 
     family: ClassVar[str] = "hessian"
     targets: ClassVar[frozenset[str]] = ALL_TARGETS
+    #: True when the draws of a run may interleave: the harness then runs them as lanes taking turns on one
+    #: thread, each with its own oracle and its own Python, NumPy and torch global generator states, and
+    #: computes the products they wait for as one block (cheaper per product). A method qualifies when its
+    #: randomness comes from ``info.rng_seed`` (own generators, or the global ones the harness seeds) and
+    #: ``estimate`` keeps no state outside its locals (nothing on ``self``, no module-level cache). Leave False
+    #: when in doubt: the draws then run one after another.
+    batchable: ClassVar[bool] = False
 
     @abstractmethod
     def estimate(self, oracle: HVPOracle, info: ProblemInfo, budget: int) -> SpectrumEstimate:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from phenomena_bench.core.cache import cache_path, content_key, load_arrays, save_arrays
+from phenomena_bench.core.cache import cache_path, computed_once, content_key, load_arrays, save_arrays
 from phenomena_bench.data.digits import digits_raw
 from phenomena_bench.families.hessian.spec import HessianData, HessianModel, HessianTraining, LossName
+from phenomena_bench.models.flat_mlp import FlatMLP
 
 #: Bump when the training or data code changes meaning, so cached checkpoints are not reused.
 CHECKPOINT_CODE_VERSION = 1
@@ -83,38 +84,54 @@ def _train_checkpoint(
 ) -> Checkpoint:
     """Train (or load from `cache_dir`) the checkpoint; raises if the loss stops being finite.
 
-    A non-finite loss here is the task's fault (its step size), not a method's, so it is a plain error
-    (the run fails) rather than a divergence.
+    Built under a lock beside the cache entry (:func:`computed_once`): two workers starting the same
+    (task, seed) at once train it once, the second waiting and then reading it. A non-finite loss here is
+    the task's fault (its step size), not a method's, so it is a plain error (the run fails) rather than a
+    divergence.
     """
     key = content_key(checkpoint_payload(data, model, training, seed))
     split = _digits_split(data)
     net = model.build()
-    path = cache_path(cache_dir, "hessian-checkpoints", key) if cache_dir is not None else None
-    cached = load_arrays(path, key) if path is not None else None
-    if cached is not None:
-        theta = torch.from_numpy(cached["theta"])
-        losses = cached["train_losses"]
+    if cache_dir is None:
+        theta, losses = _gradient_descent(net, split, training, seed)
     else:
-        generator = torch.Generator().manual_seed(seed)
-        theta = net.init(generator)
-        losses_list = []
-        for step in range(training.checkpoint_step + 1):
-            theta = theta.detach().requires_grad_(True)
-            value = loss_value(training.loss, net.forward(theta, split.x_train), split.y_train)
-            if not torch.isfinite(value):
-                raise FloatingPointError(
-                    f"training loss became {value.item()} at step {step}: lower training.lr for this task"
-                )
-            losses_list.append(value.item())
-            if step == training.checkpoint_step:
-                break
-            (grad,) = torch.autograd.grad(value, theta)
-            theta = theta.detach() - training.lr * grad
-        theta = theta.detach()
-        losses = np.asarray(losses_list)
-        if path is not None:
-            save_arrays(path, key, {"theta": theta.numpy(), "train_losses": losses})
+        path = cache_path(cache_dir, "hessian-checkpoints", key)
+
+        def build() -> tuple[torch.Tensor, np.ndarray]:
+            built = _gradient_descent(net, split, training, seed)
+            save_arrays(path, key, {"theta": built[0].numpy(), "train_losses": built[1]})
+            return built
+
+        theta, losses = computed_once(path.with_suffix(".lock"), lambda: _load_checkpoint(path, key), build)
     with torch.no_grad():
         train_acc = (net.forward(theta, split.x_train).argmax(1) == split.y_train).double().mean().item()
         test_acc = (net.forward(theta, split.x_test).argmax(1) == split.y_test).double().mean().item()
     return Checkpoint(theta=theta, key=key, train_losses=losses, train_acc=train_acc, test_acc=test_acc)
+
+
+def _load_checkpoint(path: Path, key: str) -> tuple[torch.Tensor, np.ndarray] | None:
+    cached = load_arrays(path, key)
+    return None if cached is None else (torch.from_numpy(cached["theta"]), cached["train_losses"])
+
+
+def _gradient_descent(
+    net: FlatMLP, split: DigitsSplit, training: HessianTraining, seed: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """θ after ``checkpoint_step`` full-batch GD steps from the seed's initialisation, and the loss before
+    each step (then at the checkpoint)."""
+    generator = torch.Generator().manual_seed(seed)
+    theta = net.init(generator)
+    losses: list[float] = []
+    for step in range(training.checkpoint_step + 1):
+        theta = theta.detach().requires_grad_(True)
+        value = loss_value(training.loss, net.forward(theta, split.x_train), split.y_train)
+        if not torch.isfinite(value):
+            raise FloatingPointError(
+                f"training loss became {value.item()} at step {step}: lower training.lr for this task"
+            )
+        losses.append(value.item())
+        if step == training.checkpoint_step:
+            break
+        (grad,) = torch.autograd.grad(value, theta)
+        theta = theta.detach() - training.lr * grad
+    return theta.detach(), np.asarray(losses)

@@ -16,7 +16,14 @@ each time with a fresh oracle and its own random stream (:func:`draw_seed`, deri
 ``core.seeds.method_seed``: never the seed that fixes the checkpoint); a score is the median over the draws
 (``lambda_max_rel_err@10``), with the 90th percentile beside it (``lambda_max_rel_err_p90@10``). Draws are
 cheap because the ground truth is computed once and cached; without them a ranking of randomised
-estimators (Hutchinson's trace) is the luck of one probe. A budget the method overran in any draw is
+estimators (Hutchinson's trace) is the luck of one probe. The draws of a ``batchable`` method (every shipped
+estimator) run as lanes of one :class:`~phenomena_bench.core.lockstep.Lockstep` — each the method's own
+sequential code with its own oracle, meter, clock and random streams — and the products they wait for are
+computed as one block (:func:`~phenomena_bench.families.hessian.oracle.serve_blocks`): the same estimates
+to rounding, one batched backward pass instead of 60. Seeds (checkpoints) are not batched: their
+parameter vectors differ, so nothing is shared but the block shape, and the draws already fill blocks
+past the size where a block stops getting cheaper per column on the CPU (see
+:data:`~phenomena_bench.families.hessian.oracle.MAX_BLOCK`). A budget the method overran in any draw is
 recorded as exceeded (its scores left empty), the run's status becomes ``budget_exceeded`` (its error names
 each overrun budget and the most HVPs a draw asked for there), and the other budgets keep their scores. An
 estimate that is malformed (wrong type, shape or length, NaN or infinity)
@@ -56,7 +63,9 @@ show the whole curve from the floor (5 HVPs: 4e-2..2e-1) to exact (30 HVPs: 1e-7
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -66,6 +75,7 @@ from phenomena_bench.core.costs import shared_work
 from phenomena_bench.core.curves import Curve, downsample
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import Column, Family, RunContext, RunOutcome, Scalar
+from phenomena_bench.core.lockstep import LaneResult, Lockstep
 from phenomena_bench.core.metering import Meter
 from phenomena_bench.core.method import Method, shown
 from phenomena_bench.core.seeds import derive_seed, method_seed, seed_global_generators
@@ -78,7 +88,7 @@ from phenomena_bench.families.hessian.api import (
     SpectrumEstimate,
 )
 from phenomena_bench.families.hessian.checkpoints import _digits_split, _train_checkpoint, loss_value
-from phenomena_bench.families.hessian.oracle import BlockHVP, reverse_over_reverse_hvp
+from phenomena_bench.families.hessian.oracle import BlockHVP, LockstepHVP, reverse_over_reverse_hvp, serve_blocks
 from phenomena_bench.families.hessian.score import BadEstimate, checked_estimate, score
 from phenomena_bench.families.hessian.spec import LEADERBOARD_BUDGETS, PRIMARY_BUDGET, HessianTask
 from phenomena_bench.families.hessian.truth import cached_truth, compute_truth
@@ -104,21 +114,23 @@ class _Draw:
     flops: float
 
 
-def _draw(
-    method: HessianMethod[Any], hvp: BlockHVP, info: ProblemInfo, budget: int, device: torch.device, meter: Meter
-) -> _Draw:
-    """Call the method once at `budget`, seeded from ``info.rng_seed``; a malformed answer is a MethodError."""
+def _draw(method: HessianMethod[Any], hvp: LockstepHVP, info: ProblemInfo, budget: int, device: torch.device) -> _Draw:
+    """Call the method once at `budget`, seeded from ``info.rng_seed``; a malformed answer is a MethodError.
+
+    One lane of the run's lockstep (see :func:`_run_draws`): its FLOPs are metered by its own meter and its
+    wall clock leaves out the time it waited for the other draws' code.
+    """
     oracle = HVPOracle(hvp, info.num_params, budget, device)
+    meter = Meter()
     seed_global_generators(info.rng_seed)
     start = time.perf_counter()
-    spent = meter.flops
     raw: object
     try:
         with meter.count(f"estimate@{budget}"):
             raw = method.estimate(oracle, info, budget)
     except BudgetExceededError:
         raw = None
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start - hvp.idle_s
     estimate: SpectrumEstimate | None = None
     if not oracle.refused:
         if not isinstance(raw, SpectrumEstimate):
@@ -130,7 +142,41 @@ def _draw(
             estimate = checked_estimate(raw, info.num_params)
         except BadEstimate as err:
             raise MethodError(f"method {method.name!r}: estimate() at budget {budget}: {err}") from None
-    return _Draw(estimate, oracle.refused, oracle.used, oracle.requested, wall, meter.flops - spent)
+    return _Draw(estimate, oracle.refused, oracle.used, oracle.requested, wall, meter.flops)
+
+
+def _run_draws(
+    method: HessianMethod[Any],
+    hvp: BlockHVP,
+    info: ProblemInfo,
+    seed: int,
+    budgets: list[int],
+    draws: int,
+    device: torch.device,
+) -> dict[int, list[_Draw]]:
+    """Every draw at every budget, in (budget, draw) order; the first draw that raised fails the run.
+
+    The draws of a ``batchable`` method run as lanes of one :class:`Lockstep`: each is the method's own
+    sequential code with its own oracle and random streams, and whenever all of them wait for a product the
+    waiting blocks are computed as one batched HVP (:func:`serve_blocks`), which is what makes draws cheap.
+    A method that is not batchable gets the same lanes called one after another (each product then served at
+    once), as before: the lockstep's per-lane random state covers the global generators only, so a method
+    with other shared state could tell its draws apart.
+    """
+    lockstep: Lockstep[torch.Tensor, tuple[torch.Tensor, float]] = Lockstep(partial(serve_blocks, hvp))
+    plan = [(budget, draw) for budget in budgets for draw in range(draws)]
+    lanes: list[Callable[[], _Draw]] = [
+        partial(_draw, method, LockstepHVP(lockstep), replace(info, rng_seed=draw_seed(seed, d)), budget, device)
+        for budget, d in plan
+    ]
+    results = lockstep.run(lanes) if method.batchable else [LaneResult(value=lane()) for lane in lanes]
+    by_budget: dict[int, list[_Draw]] = {budget: [] for budget in budgets}
+    for (budget, _), result in zip(plan, results, strict=True):
+        if result.error is not None:
+            raise result.error
+        assert result.value is not None
+        by_budget[budget].append(result.value)
+    return by_budget
 
 
 def _overrun(budget: int, draws: list[_Draw]) -> str | None:
@@ -220,12 +266,8 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
         }
         per_budget: dict[int, dict[str, Scalar]] = {}
         overruns: list[str] = []
-        meter = Meter()
-        for index, budget in enumerate(evaluation.budgets):
-            draws = [
-                _draw(method, hvp, replace(info, rng_seed=draw_seed(ctx.seed, d)), budget, device, meter)
-                for d in range(evaluation.draws)
-            ]
+        all_draws = _run_draws(method, hvp, info, ctx.seed, list(evaluation.budgets), evaluation.draws, device)
+        for index, (budget, draws) in enumerate(all_draws.items()):
             exceeded = any(d.exceeded for d in draws)
             if (overrun := _overrun(budget, draws)) is not None:
                 overruns.append(overrun)
@@ -241,7 +283,7 @@ class HessianFamily(Family[HessianTask, HessianMethod[Any]]):
             metrics[f"budget_exceeded@{budget}"] = exceeded
             ctx.progress(index + 1, len(evaluation.budgets))
         metrics["budget_exceeded"] = bool(overruns)
-        metrics["method_flops"] = meter.flops
+        metrics["method_flops"] = sum(d.flops for draws in all_draws.values() for d in draws)
 
         curves: dict[str, Curve] = {}
         for name in ("lambda_max_rel_err", f"top{max(evaluation.topk)}_rel_err", "trace_rel_err", "w1_mean_abs"):

@@ -12,13 +12,15 @@ measured, and `evaluation` is the protocol: all stay fixed. The network is cappe
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
 from phenomena_bench.data.digits import DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_SIZE
-from phenomena_bench.models.flat_mlp import FlatMLP
+
+if TYPE_CHECKING:
+    from phenomena_bench.models.flat_mlp import FlatMLP
 
 LossName = Literal["cross_entropy", "mse"]
 #: The budget of the ranking metric; every task's budget list must contain it. At 30 HVPs the reference
@@ -69,6 +71,8 @@ class HessianModel(StrictModel):
         return hidden
 
     def build(self) -> FlatMLP:
+        from phenomena_bench.models.flat_mlp import FlatMLP  # torch: only when a run builds the model
+
         return FlatMLP((DIGITS_FEATURES, *self.hidden, DIGITS_CLASSES), self.activation)
 
 

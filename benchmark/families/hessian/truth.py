@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from phenomena_bench.core.cache import cache_path, load_arrays, save_arrays
+from phenomena_bench.core.cache import cache_path, computed_once, load_arrays, save_arrays
 from phenomena_bench.core.hashing import content_key
 from phenomena_bench.families.hessian.oracle import BlockHVP
 
@@ -130,23 +130,18 @@ def cached_truth(
 ) -> tuple[HessianTruth, bool]:
     """The truth stored under the hash of `payload` in `cache_dir`, or `compute()` (then stored).
 
-    Returns the truth and whether it came from the cache.
+    Built under a lock beside the cache entry (:func:`computed_once`): a worker that finds another one
+    building the same truth waits for it and reads it rather than building it again. Returns the truth and
+    whether it came from the cache (false only for the worker that built it).
     """
     key = content_key({"kind": "hessian-truth", "code_version": TRUTH_CODE_VERSION, **payload})
-    path = cache_path(cache_dir, "hessian-truth", key) if cache_dir is not None else None
-    arrays = load_arrays(path, key) if path is not None else None
-    if arrays is not None:
-        return (
-            HessianTruth(
-                eigenvalues=arrays["eigenvalues"],
-                top_vectors=arrays["top_vectors"],
-                probe_rel_err=float(arrays["probe_rel_err"]),
-                asymmetry=float(arrays["asymmetry"]),
-            ),
-            True,
-        )
-    truth = compute()
-    if path is not None:
+    if cache_dir is None:
+        return compute(), False
+    path = cache_path(cache_dir, "hessian-truth", key)
+    built: list[bool] = []
+
+    def build() -> HessianTruth:
+        truth = compute()
         save_arrays(
             path,
             key,
@@ -157,4 +152,20 @@ def cached_truth(
                 "asymmetry": np.array(truth.asymmetry),
             },
         )
-    return truth, False
+        built.append(True)
+        return truth
+
+    truth = computed_once(path.with_suffix(".lock"), lambda: _load_truth(path, key), build)
+    return truth, not built
+
+
+def _load_truth(path: Path, key: str) -> HessianTruth | None:
+    arrays = load_arrays(path, key)
+    if arrays is None:
+        return None
+    return HessianTruth(
+        eigenvalues=arrays["eigenvalues"],
+        top_vectors=arrays["top_vectors"],
+        probe_rel_err=float(arrays["probe_rel_err"]),
+        asymmetry=float(arrays["asymmetry"]),
+    )

@@ -85,6 +85,11 @@ class MILDropoutMethod(Method[HP]):
     """Base of MIL regularisers: implement :meth:`make_dropout` (see the module docstring)."""
 
     family: ClassVar[str] = "mil_dropout"
+    #: Whether several trainings (of one run and of several seeds) may train as one stacked program. Each
+    #: model still gets its own module, hook calls on exactly its own padded batch, and its own global random
+    #: state; what is shared is the process, so a method keeping state outside its module (class attributes,
+    #: module globals) must leave this False.
+    batchable: ClassVar[bool] = False
 
     @abstractmethod
     def make_dropout(self, ctx: DropoutContext) -> InstanceRegulariser:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from phenomena_bench.core.cache import cache_path, computed_once, content_key, load_arrays, save_arrays
+from phenomena_bench.core.costs import shared_work
 from phenomena_bench.core.seeds import stream_rng
 from phenomena_bench.data.bags import (
     Bags,
     NoiseModel,
     add_poison,
+    bags_from_arrays,
+    bags_to_arrays,
     digit_pools,
     flip_labels,
     load_classic,
@@ -109,3 +114,64 @@ def _make_splits(task: MILDropoutTask, seed: int) -> list[Split]:
                 )
         splits.append(split)
     return splits
+
+
+#: Bumped when the stored form of the splits changes (never when the draws do: those are keyed by the spec).
+_SPLITS_FORMAT = 1
+
+
+def _splits_key(task: MILDropoutTask, seed: int) -> str:
+    """Everything that fixes a run's splits: the data and perturbation sections of the spec, and the seed."""
+    evaluation = [p.model_dump(mode="json") for p in task.evaluation.perturbations]
+    return content_key(
+        {"format": _SPLITS_FORMAT, "data": task.data.model_dump(mode="json"), "perturbations": evaluation, "seed": seed}
+    )
+
+
+def _split_arrays(splits: list[Split]) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {"folds": np.array([s.fold for s in splits], dtype=np.int64)}
+    for i, split in enumerate(splits):
+        arrays.update(bags_to_arrays(split.train, f"{i}/train"))
+        arrays.update(bags_to_arrays(split.test, f"{i}/test"))
+        for name, bags in split.perturbed.items():
+            arrays.update(bags_to_arrays(bags, f"{i}/perturbed/{name}"))
+        for name, bags in split.poisoned_train.items():
+            arrays.update(bags_to_arrays(bags, f"{i}/poisoned_train/{name}"))
+        for name, draws in split.flipped.items():
+            arrays[f"{i}/flipped/{name}"] = np.stack(draws)
+    return arrays
+
+
+def _splits_from_arrays(task: MILDropoutTask, arrays: dict[str, np.ndarray]) -> list[Split]:
+    splits = []
+    for i, fold in enumerate(arrays["folds"]):
+        split = Split(int(fold), bags_from_arrays(arrays, f"{i}/train"), bags_from_arrays(arrays, f"{i}/test"))
+        for p in task.evaluation.perturbations:
+            if p.kind == "label_noise":
+                split.flipped[p.name] = list(arrays[f"{i}/flipped/{p.name}"])
+            else:
+                split.perturbed[p.name] = bags_from_arrays(arrays, f"{i}/perturbed/{p.name}")
+            if p.kind == "poison":
+                split.poisoned_train[p.name] = bags_from_arrays(arrays, f"{i}/poisoned_train/{p.name}")
+        splits.append(split)
+    return splits
+
+
+def cached_splits(task: MILDropoutTask, seed: int, cache_dir: Path) -> list[Split]:
+    """The run's splits, built once per (task data, perturbations, seed) and read from `cache_dir` after:
+    every method, every tier sharing the data, and every worker reads the same bags (built under a lock, so
+    two workers never build them twice). Building is shared work: no method is charged for it."""
+    key = _splits_key(task, seed)
+    path = cache_path(cache_dir, "mil-bags", key)
+
+    def load() -> list[Split] | None:
+        arrays = load_arrays(path, key)
+        return None if arrays is None else _splits_from_arrays(task, arrays)
+
+    def build() -> list[Split]:
+        splits = _make_splits(task, seed)
+        save_arrays(path, key, _split_arrays(splits))
+        return splits
+
+    with shared_work("mil-bags"):
+        return computed_once(path.with_suffix(".lock"), load, build)

@@ -187,6 +187,10 @@ class PruningMethod(Method[HP]):
     """
 
     family: ClassVar[str] = "pruning"
+    #: True when several seeds of the method may run as lanes of one program (the harness batches the
+    #: trainings they ask for): `prune` must use only its context and generators it seeds itself (``ctx``'s
+    #: generators, or the global ones, which are per lane) and no mutable module-level state.
+    batchable: ClassVar[bool] = False
 
     @abstractmethod
     def prune(self, ctx: PruningContext, sparsities: tuple[float, ...]) -> dict[float, PruneResult]:

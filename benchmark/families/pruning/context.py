@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import phenomena_bench
+from phenomena_bench.core.cache import computed_once
 from phenomena_bench.core.costs import shared_work
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.hashing import content_key
@@ -241,8 +242,7 @@ def _setup(task: PruningTask, seed: int, device: str, cache_dir: Path) -> tuple[
     trainer = Trainer(task, data, factory, prunable, order, device, cache_dir / "pruning", task_digest)
     init = TrainedState({k: v.detach().clone() for k, v in init_model.state_dict().items()}, 0)
     k = task.training.rewind_step
-    with shared_work("pruning-controls"):  # θ_k is shared by every method on (task, seed) and cached on disk
-        rewind = trainer.train(None, init, k) if k > 0 else init
+    rewind = _rewind_state(trainer, init, k, cache_dir / "pruning" / f"rewind-{task_digest[:32]}.lock")
     ctx = HarnessContext(
         trainer,
         seed,
@@ -253,3 +253,16 @@ def _setup(task: PruningTask, seed: int, device: str, cache_dir: Path) -> tuple[
         task.evaluation.fewshot_per_class,
     )
     return ctx, test
+
+
+def _rewind_state(trainer: Trainer, init: TrainedState, k: int, lock: Path) -> TrainedState:
+    """θ_k, the dense network after `k` steps: shared by every method on (task, seed), cached on disk and
+    built under `lock` so two workers never train it twice (θ_0 itself when k = 0)."""
+    if k == 0:
+        return init
+
+    def build() -> TrainedState:
+        with shared_work("pruning-controls"):
+            return trainer.train(None, init, k)
+
+    return computed_once(lock, lambda: trainer.dense_cached(init, k), build)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -63,13 +64,14 @@ from phenomena_bench.families.pruning.context import _setup, make_context
 from phenomena_bench.families.pruning.controls import random_control_masks, shared_controls
 from phenomena_bench.families.pruning.masks import make_generator, shuffle_within_layers, sparsity_label
 from phenomena_bench.families.pruning.score import (
+    Evaluated,
     auc_log_compression,
-    evaluate_mask,
+    evaluate_masks,
     receptive_field_spread,
     whole_model_compression,
 )
 from phenomena_bench.families.pruning.spec import PruningTask
-from phenomena_bench.families.pruning.train import HARNESS_VERSION
+from phenomena_bench.families.pruning.train import HARNESS_VERSION, Data, Trainer, as_lane, new_lockstep
 
 __all__ = ["FAMILY", "HARNESS_VERSION", "STANDARD_SPARSITIES", "PruningFamily", "PruningTask", "make_context"]
 
@@ -128,6 +130,40 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         ]
         return cols
 
+    # ------------------------------------------------------------------ batching
+
+    def can_batch(self, method: PruningMethod[Any]) -> bool:
+        """Seeds of a method that declares ``batchable`` run as lanes of one program (:meth:`run_batch`)."""
+        return isinstance(method, PruningMethod) and method.batchable
+
+    def batches_by_default(self, device: str) -> bool:
+        """Batch on the CPU too: these small MLPs (batch 100) are dominated by per-operation overhead, so a
+        stack of R networks costs far less than R alone (per network and step: 2.03 ms alone, 0.76 ms in a
+        stack of 6). Measured on the default tier, CPU seconds per seed, 6 seeds as lanes of one program
+        against one by one: IMP 26.7 against 64.3 alone (x2.41), SNIP x1.36, random x1.19
+        (``python -m bench.batched_pruning``)."""
+        return True
+
+    def run_batch(
+        self, task: PruningTask, method: PruningMethod[Any], seeds: list[int], ctx: RunContext
+    ) -> list[RunOutcome]:
+        """Each seed's :meth:`run` as a lane of one Lockstep (:func:`~.train.as_lane`): the lanes' trainings are served
+        together (IMP's round i of every seed as one stack), so the runs are the ones done alone, at the cost
+        of one program. A lane's exception fails only its own seed."""
+        lockstep = new_lockstep()
+
+        def lane(seed: int) -> Callable[[], RunOutcome]:
+            lane_ctx = dataclasses.replace(ctx, seed=seed, progress=ctx.progress if seed == seeds[0] else _quiet)
+
+            def body() -> RunOutcome:
+                torch.manual_seed(seed)  # as the executor seeds a run alone
+                return self.run(task, method, lane_ctx)
+
+            return as_lane(lockstep, body)
+
+        results = lockstep.run([lane(seed) for seed in seeds])
+        return [RunOutcome.from_error(r.error) if r.error is not None else _value(r.value) for r in results]
+
     # ------------------------------------------------------------------ run
 
     def run(self, task: PruningTask, method: PruningMethod[Any], ctx: RunContext) -> RunOutcome:
@@ -136,9 +172,7 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         factory, prunable, shapes = trainer.model_factory, trainer.prunable, dict(pctx.prunable)
         sparsities = pctx.sparsities
         local_fields = task.data.dataset == "mnist1d"  # a 1-D signal: input index = position
-        controls = len(task.evaluation.control_sparsities)
-        total = len(sparsities) + 2 * controls
-        done = 0
+        total = len(sparsities) + 2 * len(task.evaluation.control_sparsities)
 
         # Controls shared by every method on this (task, seed): cached on disk.
         control_path = trainer.cache_dir / f"controls-{trainer.task_digest[:32]}.json"
@@ -170,13 +204,12 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
         any_collapse = False
         tracks = set()
         diverged = False
+        evals = _evaluate_all(trainer, test, task, masks_by_s, starts, rewind, factory, ctx.seed)
+        ctx.progress(total, total)
         for s in sparsities:
             lab = sparsity_label(s)
-            start = starts[s] or rewind
             tracks.add("rewind" if starts[s] is None else "trained")
-            ev = evaluate_mask(trainer, test, masks_by_s[s], start, task)
-            done += 1
-            ctx.progress(done, total)
+            ev = evals[("mask", s)]
             if ev.diverged:
                 diverged = True
                 break
@@ -200,17 +233,7 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
             for n in prunable:
                 metrics[f"density/{n.removesuffix('.weight')}@{lab}"] = ev.densities[n]
             if s in task.evaluation.control_sparsities:
-                shuffled = shuffle_within_layers(masks_by_s[s], make_generator(ctx.seed, "shuffle-control", lab))
-                ev_shuffle = evaluate_mask(trainer, test, shuffled, start, task)
-                done += 1
-                ctx.progress(done, total)
-                # Same mask, fresh init, same rewind point: the fresh weights start at step k, as θ_k does.
-                fresh = factory(derive_seed(ctx.seed, "reinit-control"))
-                fresh_weights = {k2: v.detach().clone() for k2, v in fresh.state_dict().items()}
-                fresh_state = TrainedState(fresh_weights, rewind.step)
-                ev_reinit = evaluate_mask(trainer, test, masks_by_s[s], fresh_state, task)
-                done += 1
-                ctx.progress(done, total)
+                ev_shuffle, ev_reinit = evals[("shuffled", s)], evals[("reinit", s)]
                 for tag, e in (("shuffled", ev_shuffle), ("reinit", ev_reinit)):
                     metrics[f"acc_{tag}@{lab}"] = None if e.diverged else e.accuracy
                 metrics[f"gain_over_shuffle@{lab}"] = None if ev_shuffle.diverged else ev.accuracy - ev_shuffle.accuracy
@@ -247,6 +270,43 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
                 RunOutcome.diverged("retraining a pruned network diverged", metrics), curves=curves
             )
         return RunOutcome(status="ok", metrics=metrics, curves=curves)
+
+
+def _quiet(done: int, total: int) -> None:
+    """The progress of every lane but the first: one bar per batch."""
+
+
+def _value(outcome: RunOutcome | None) -> RunOutcome:
+    if outcome is None:
+        raise RuntimeError("a lane ended without an outcome")
+    return outcome
+
+
+def _evaluate_all(
+    trainer: Trainer,
+    test: Data,
+    task: PruningTask,
+    masks_by_s: dict[float, dict[str, torch.Tensor]],
+    starts: dict[float, TrainedState | None],
+    rewind: TrainedState,
+    factory: Callable[[int], torch.nn.Module],
+    seed: int,
+) -> dict[tuple[str, float], Evaluated]:
+    """Every retraining the scoring needs, as one stack: each target's mask from its start and, at the control
+    sparsities, the mask shuffled within each layer and the same mask from a fresh init at the rewind step."""
+    items: dict[tuple[str, float], tuple[dict[str, torch.Tensor], TrainedState]] = {}
+    for s, masks in masks_by_s.items():
+        start = starts[s] or rewind
+        items[("mask", s)] = (masks, start)
+        if s in task.evaluation.control_sparsities:
+            lab = sparsity_label(s)
+            items[("shuffled", s)] = (shuffle_within_layers(masks, make_generator(seed, "shuffle-control", lab)), start)
+            # Same mask, fresh init, same rewind point: the fresh weights start at step k, as θ_k does.
+            fresh = factory(derive_seed(seed, "reinit-control"))
+            fresh_weights = {k: v.detach().clone() for k, v in fresh.state_dict().items()}
+            items[("reinit", s)] = (masks, TrainedState(fresh_weights, rewind.step))
+    evaluated = evaluate_masks(trainer, test, list(items.values()), task)
+    return dict(zip(items, evaluated, strict=True))
 
 
 def receptive_field_metrics(

@@ -18,7 +18,7 @@ from phenomena_bench.core.errors import MethodError
 from phenomena_bench.families.pruning.api import TrainedState
 from phenomena_bench.families.pruning.masks import prune_count
 from phenomena_bench.families.pruning.spec import PruningTask
-from phenomena_bench.families.pruning.train import Data, Trainer
+from phenomena_bench.families.pruning.train import Data, Trainer, TrainRequest
 
 
 def validate_masks(masks: Any, shapes: Mapping[str, torch.Size], sparsity: float | None) -> dict[str, torch.Tensor]:
@@ -122,7 +122,26 @@ def evaluate_mask(
     trainer: Trainer, test: Data, masks: Mapping[str, torch.Tensor], start: TrainedState, task: PruningTask
 ) -> Evaluated:
     """Retrain `masks` from `start` for the rest of the recipe and test it (diverged: accuracy NaN)."""
-    state = trainer.train(masks, start, task.training.steps - start.step)
+    return evaluate_masks(trainer, test, [(masks, start)], task)[0]
+
+
+def evaluate_masks(
+    trainer: Trainer,
+    test: Data,
+    items: Sequence[tuple[Mapping[str, torch.Tensor], TrainedState]],
+    task: PruningTask,
+) -> list[Evaluated]:
+    """:func:`evaluate_mask` for every (masks, start) of `items`, retrained together as one stack: the
+    masks of one run are independent, so training them as one program changes nothing but the cost."""
+    requests = [TrainRequest(masks, start, task.training.steps - start.step) for masks, start in items]
+    states = trainer.train_many(requests)
+    return [_evaluated(trainer, test, masks, state, task) for (masks, _), state in zip(items, states, strict=True)]
+
+
+def _evaluated(
+    trainer: Trainer, test: Data, masks: Mapping[str, torch.Tensor], state: TrainedState, task: PruningTask
+) -> Evaluated:
+    """One retrained mask's test accuracy, densities and collapse; a RuntimeError if a pruned weight moved."""
     densities = {n: float(masks[n].float().mean()) for n in trainer.prunable}
     # Checked on the weights actually trained, not on the mask: a revived weight would show here.
     revived = [n for n in trainer.prunable if bool((state.weights[n][~masks[n]] != 0).any())]
