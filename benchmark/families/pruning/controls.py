@@ -39,11 +39,24 @@ def shared_controls(
 
     Built under a lock beside `path` (:func:`computed_once`), so two workers starting the same (task, seed)
     never train the controls twice; the dense network and every random mask train as one stack."""
-    return computed_once(
-        path.with_suffix(".lock"),
-        lambda: _load_controls(path),
-        lambda: _build_controls(trainer, test, init, rewind, shapes, sparsities, seed, path, task),
-    )
+
+    def build() -> dict[str, Any]:
+        with shared_work("pruning-controls"):  # built once for every method on (task, seed): charged to none
+            randoms = [(random_control_masks(shapes, s, seed), rewind) for s in sparsities]
+            dense_request = TrainRequest(None, init, task.training.steps)
+            random_requests = [TrainRequest(m, start, task.training.steps - start.step) for m, start in randoms]
+            dense = trainer.train_many([dense_request, *random_requests])[0]
+            if dense.diverged:
+                return {"diverged": True, "acc_dense": None}
+            out: dict[str, Any] = {"digest": path.stem, "acc_dense": trainer.accuracy(dense, test), "acc_random": {}}
+            for s, ev in zip(sparsities, evaluate_masks(trainer, test, randoms, task), strict=True):  # memoised
+                if ev.diverged:
+                    return {"diverged": True, "acc_dense": out["acc_dense"]}
+                out["acc_random"][sparsity_label(s)] = ev.accuracy
+            atomic_write(path, lambda f: f.write(json.dumps(out, sort_keys=True)), binary=False)
+        return out
+
+    return computed_once(path.with_suffix(".lock"), lambda: _load_controls(path), build)
 
 
 def _load_controls(path: Path) -> dict[str, Any] | None:
@@ -55,33 +68,6 @@ def _load_controls(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None  # torn or foreign file: recompute and overwrite
     return cached if isinstance(cached, dict) and cached.get("digest") == path.stem else None
-
-
-def _build_controls(
-    trainer: Trainer,
-    test: Data,
-    init: TrainedState,
-    rewind: TrainedState,
-    shapes: dict[str, torch.Size],
-    sparsities: tuple[float, ...],
-    seed: int,
-    path: Path,
-    task: PruningTask,
-) -> dict[str, Any]:
-    with shared_work("pruning-controls"):  # built once for every method on (task, seed): charged to none
-        randoms = [(random_control_masks(shapes, s, seed), rewind) for s in sparsities]
-        dense_request = TrainRequest(None, init, task.training.steps)
-        random_requests = [TrainRequest(m, start, task.training.steps - start.step) for m, start in randoms]
-        dense = trainer.train_many([dense_request, *random_requests])[0]
-        if dense.diverged:
-            return {"diverged": True, "acc_dense": None}
-        out: dict[str, Any] = {"digest": path.stem, "acc_dense": trainer.accuracy(dense, test), "acc_random": {}}
-        for s, ev in zip(sparsities, evaluate_masks(trainer, test, randoms, task), strict=True):  # memoised above
-            if ev.diverged:
-                return {"diverged": True, "acc_dense": out["acc_dense"]}
-            out["acc_random"][sparsity_label(s)] = ev.accuracy
-        atomic_write(path, lambda f: f.write(json.dumps(out, sort_keys=True)), binary=False)
-    return out
 
 
 def random_control_masks(shapes: dict[str, torch.Size], sparsity: float, seed: int) -> dict[str, torch.Tensor]:
