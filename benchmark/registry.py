@@ -29,7 +29,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from phenomena_bench.core.errors import BenchmarkError, MethodError, SpecError
 from phenomena_bench.core.family import Family, missing_hooks
@@ -248,25 +248,41 @@ def select_tasks(tasks: Tasks, ids: list[str] | None) -> list[TaskSpec]:
 
 
 class Suites(BaseModel):
-    """`suites.yaml` in a tasks folder: named lists of task ids, e.g. `default`, the README's main CPU job."""
+    """`suites.yaml` in a tasks folder: named lists of task ids, e.g. `default`, the README's main CPU job,
+    and, per suite, the installed methods it does not run (name → why), so a suite that leaves a baseline out
+    says which and why instead of silently."""
 
     model_config = ConfigDict(extra="forbid")
 
     suites: dict[str, list[str]] = Field(min_length=1)
+    skip: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _skips_name_suites(self) -> Suites:
+        unknown = sorted(set(self.skip) - set(self.suites))
+        if unknown:
+            raise ValueError(f"skip names unknown suite(s) {', '.join(unknown)}")
+        return self
 
 
 def load_suites(tasks_dir: Path | Iterable[Path], tasks: Tasks) -> dict[str, list[str]]:
     """The suites of every folder (a later folder's suite of the same name replaces an earlier one's)."""
+    return {name: ids for name, (ids, _) in _load_suites(tasks_dir, tasks).items()}
+
+
+def _load_suites(tasks_dir: Path | Iterable[Path], tasks: Tasks) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Every suite of every folder with the methods it skips (name → why)."""
     folders = [tasks_dir] if isinstance(tasks_dir, Path) else list(tasks_dir)
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, tuple[list[str], dict[str, str]]] = {}
     for folder in folders:
         path = folder / SUITES_FILE
         if not path.is_file():
             continue
         try:
-            suites = Suites.model_validate(read_yaml_mapping(path)).suites
+            parsed = Suites.model_validate(read_yaml_mapping(path))
         except ValidationError as err:
             raise SpecError(str(path), format_validation_error(err, model=Suites)) from None
+        suites = parsed.suites
         problems = [
             f"suites.{name}: unknown task {task_id!r} (fix: use an id from `phenomena-bench tasks`)"
             for name, ids in suites.items()
@@ -275,12 +291,21 @@ def load_suites(tasks_dir: Path | Iterable[Path], tasks: Tasks) -> dict[str, lis
         ]
         if problems:
             raise SpecError(str(path), problems)
-        merged.update(suites)
+        merged.update({name: (ids, parsed.skip.get(name, {})) for name, ids in suites.items()})
     return merged
 
 
 def suite_task_ids(tasks_dir: Path | Iterable[Path], tasks: Tasks, name: str) -> list[str]:
-    suites = load_suites(tasks_dir, tasks)
+    return _suite(tasks_dir, tasks, name)[0]
+
+
+def suite_skips(tasks_dir: Path | Iterable[Path], tasks: Tasks, name: str) -> dict[str, str]:
+    """The installed methods suite `name` does not run, each with the reason its file gives."""
+    return _suite(tasks_dir, tasks, name)[1]
+
+
+def _suite(tasks_dir: Path | Iterable[Path], tasks: Tasks, name: str) -> tuple[list[str], dict[str, str]]:
+    suites = _load_suites(tasks_dir, tasks)
     if name not in suites:
         known = ", ".join(suites) or "none defined"
         raise BenchmarkError(f"unknown suite {name!r} (known: {known})")
@@ -552,3 +577,29 @@ def methods_for_family(family: str) -> list[str]:
         raise MethodError("; ".join(clashes))
     infos, _ = list_methods()
     return [i.ref for i in infos if i.family == family]
+
+
+# ------------------------------------------------------------------------------------------- measurements
+
+
+def load_measurement(ref: str) -> Any:
+    """A :class:`~phenomena_bench.core.measurement.Measurement` instance from a ``module:attr`` reference
+    to its class (or to an instance)."""
+    from phenomena_bench.core.measurement import Measurement
+
+    obj = _import_ref(ref)
+    instance = obj() if inspect.isclass(obj) and issubclass(obj, Measurement) else obj
+    if not isinstance(instance, Measurement):
+        raise BenchmarkError(f"measurement {ref!r} is a {type(obj).__name__}, not a phenomena_bench Measurement")
+    return instance
+
+
+def family_measurements(family: str) -> list[tuple[str, Any]]:
+    """``(ref, load)`` for each measurement of `family`: the family's own (:attr:`Family.measurements`) and
+    the entry points of group ``phenomena_bench.measurements`` named ``<family>/<name>``. Nothing is
+    imported until ``load()`` is called (each load fails on its own, so one broken import hides nothing)."""
+    from phenomena_bench.core.measurement import ENTRY_POINT_GROUP
+
+    refs = list(get_family(family).measurements)
+    refs += [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name.split("/", 1)[0] == family]
+    return [(ref, functools.partial(load_measurement, ref)) for ref in dict.fromkeys(refs)]

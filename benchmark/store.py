@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from phenomena_bench.core.atomic import atomic_write_text
 from phenomena_bench.core.errors import StoreError
@@ -40,6 +40,7 @@ from phenomena_bench.core.family import Scalar, Status
 from phenomena_bench.core.hashing import content_key
 from phenomena_bench.core.redact import redact
 from phenomena_bench.core.text import printable
+from phenomena_bench.core.variants import VariantOrigin
 
 DEFAULT_STORE = "results"
 STORE_ENV = "PHENOMENA_BENCH_STORE"
@@ -58,6 +59,21 @@ def check_key(key: object) -> str:
 
 def default_store_path() -> Path:
     return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+
+
+class TuningBudget(BaseModel):
+    """How a tuned run's hyperparameters were chosen (``phenomena-bench tune``): the budget shown beside its
+    score. Part of the run key, so a re-tuned method (another K, other development seeds) is scored anew."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trials: int = Field(ge=1, description="Trials run (K); every method gets the same K.")
+    dev_seeds: list[int] = Field(description="The development seeds each trial ran on (never scoring seeds).")
+    flops: float | None = Field(description="FLOPs of every tuning run together (None: the family counts none).")
+    wall_time_s: float = Field(ge=0, description="Wall time of every tuning run together (not in the run key).")
+    chosen_trial: int = Field(ge=0, description="The trial whose hyperparameters were chosen.")
+    rule: str = Field(description="The choice rule, fixed before any trial ran.")
+    sampler: str = Field(description="The search algorithm and its seed.")
 
 
 class MethodIdentity(BaseModel):
@@ -79,6 +95,11 @@ class MethodIdentity(BaseModel):
     )
     author: str | None = Field(
         default=None, description="The distribution's declared author(s), for attribution on the leaderboard."
+    )
+    tuning: TuningBudget | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent, not null, when untuned: older records keep their digest
+        description="Set when the hyperparameters are a stored tuning choice (`phenomena-bench tune`).",
     )
 
 
@@ -117,11 +138,26 @@ class RunRecord(BaseModel):
         description="Seeds trained together in one program with this run (1: alone). The result does not "
         "depend on it; `wall_time_s` is then the program's wall time divided by it.",
     )
+    variant: VariantOrigin | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent, not null, on public runs: older records keep their digest
+        description="Set on a held-out variant's run (from its spec's `variant_of`): the public task, the salt "
+        "it was drawn with, its index in the draw and the data it changed.",
+    )
     digest: str | None = Field(
         default=None,
         description="SHA-256 of the record's canonical JSON without this field, set when the record is "
         "stored: a record whose content does not match it is not trusted.",
     )
+
+    @model_validator(mode="after")
+    def _variant_from_task(self) -> RunRecord:
+        """A variant's origin travels in its task spec (``variant_of``); the record repeats it at the top
+        level, so tables and ``show --runs`` need not dig into the spec."""
+        origin = self.task.get("variant_of")
+        if self.variant is None and isinstance(origin, dict):
+            self.variant = VariantOrigin.model_validate(origin)
+        return self
 
     def __eq__(self, other: object) -> bool:
         """Records are equal when their content is: the digest is a seal over the content, not part of it

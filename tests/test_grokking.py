@@ -189,7 +189,7 @@ def test_configure_is_the_abstract_hook_and_each_baseline_types_its_own_hyperpar
 
     assert missing_hooks(Incomplete) == ["configure()"]
     grokking = [cls for cls in baseline_classes().values() if cls.family == "grokking"]
-    assert len(grokking) == 8 and all(missing_hooks(cls) == [] for cls in grokking)
+    assert len(grokking) == 10 and all(missing_hooks(cls) == [] for cls in grokking)
     # The generic argument sets `Hyperparameters`: each method gets its own model and defaults.
     ema = GrokfastEMA()
     assert type(ema.hp).__name__ == "GrokfastEMAHyperparameters" and ema.hp.alpha == 0.98

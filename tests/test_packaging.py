@@ -17,7 +17,7 @@ from phenomena_bench import registry
 from phenomena_bench.core.errors import BenchmarkError, MethodError
 from phenomena_bench.core.method import Method, NoHyperparameters
 
-FAMILIES = ["grokking", "hessian", "mil_dropout", "pruning"]
+FAMILIES = ["generalization", "grokking", "hessian", "mil_dropout", "pruning"]
 
 
 def test_shipped_tasks_and_site_assets_are_package_data() -> None:
@@ -35,7 +35,7 @@ def test_shipped_tasks_and_site_assets_are_package_data() -> None:
 def test_the_registry_finds_every_family_folder_and_every_baseline() -> None:
     assert registry.family_names() == FAMILIES
     baselines = registry.baseline_classes()
-    assert len(baselines) == 31
+    assert len(baselines) == 45
     assert {cls.family for cls in baselines.values()} == set(FAMILIES)
     assert baselines["adamw"].__module__ == "phenomena_bench.baselines.grokking"
 
@@ -236,3 +236,24 @@ def registry_store_records(path: Path) -> list[Any]:
     from phenomena_bench.store import Store
 
     return Store(path).records()
+
+
+def test_a_suite_skips_only_the_methods_it_names_and_says_why(tmp_path: Path) -> None:
+    from phenomena_bench.run.plan import plan_runs
+    from phenomena_bench.store import Store
+
+    folder = registry.shipped_tasks_dir()
+    tasks = registry.load_tasks(folder)
+    skips = registry.suite_skips(folder, tasks, "default")
+    assert set(skips) == {"neuralgrok"} and "CPU" in skips["neuralgrok"]
+    assert registry.suite_skips(folder, tasks, "grokking") == {}
+    grokking = [tasks["grokking/add-mod97"][1]]
+    plan = plan_runs(grokking, None, "smoke", Store(tmp_path), seeds=1, skip=skips)
+    planned = {run.method["name"] for run in plan.todo}
+    assert "neuralgrok" not in planned and {"adamw", "groktransfer", "muon"} <= planned
+    # a skip naming a suite that does not exist is a spec error, not an ignored line
+    bad = tmp_path / "tasks"
+    bad.mkdir()
+    (bad / "suites.yaml").write_text("suites:\n  a: []\nskip:\n  b: {adamw: why}\n")
+    with pytest.raises(BenchmarkError, match="unknown suite"):
+        registry.suite_skips(bad, {}, "a")

@@ -49,7 +49,7 @@ from phenomena_bench.analysis.statistics import (
 )
 from phenomena_bench.core.family import STATUSES, Column, Status
 from phenomena_bench.core.seeds import group_seed, is_dev_seed
-from phenomena_bench.store import RunRecord
+from phenomena_bench.store import RunRecord, TuningBudget
 
 #: Metric names (besides wall time) that measure what a run spent, shown as cost: matched on the part before
 #: any "@" (hessian reports `hvps_used@300` per budget), by suffix, or by a `cost_` prefix.
@@ -57,6 +57,8 @@ COST_METRIC_SUFFIXES = ("flops", "hvps", "hvps_used", "steps_run", "epochs_run",
 COST_METRIC_NAMES = frozenset({"steps", "hvps", "flops", "epochs"})
 #: What a non-ok seed counts as on a column (see :func:`seed_rule`).
 SeedRule = Literal["not reached", "floor", "reporting"]
+#: How a row's hyperparameters were set (see :attr:`Row.selection`).
+Selection = Literal["tuned", "default", "hand-picked"]
 
 
 class FamilyLike(Protocol):
@@ -139,6 +141,10 @@ class Row(BaseModel):
     interval_method: str | None = None
     mde: float | None = None
     mde_seeds: int = 0
+    #: How the hyperparameters were set: ``tuned`` (a stored ``tune`` choice, with its `tuning` budget),
+    #: ``default`` (the method's defaults) or ``hand-picked`` (other values, by ``--hp``; never tuned).
+    selection: Selection = "default"
+    tuning: TuningBudget | None = None
 
     @property
     def primary_column(self) -> Column:
@@ -301,8 +307,12 @@ def _family_lookup(families: Families) -> Callable[[str], FamilyLike]:
 
 
 def _groups(records: Iterable[RunRecord]) -> dict[tuple[str, str, str], list[RunRecord]]:
+    """Records by (task, tier, method label). A held-out variant's runs are no table of their own: they are
+    scored beside their public task's row (:mod:`phenomena_bench.analysis.variants`)."""
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for r in records:
+        if r.variant is not None:
+            continue
         groups[(r.task_id, r.tier, r.method.label)].append(r)
     return groups
 
@@ -315,16 +325,25 @@ def scoring_records(records: Iterable[RunRecord], include_dev: bool = False) -> 
     return [r for r in records if include_dev or not is_dev_seed(r.seed)]
 
 
-def aggregate(records: Iterable[RunRecord], families: Families = None, *, include_dev: bool = False) -> list[Row]:
+def aggregate(
+    records: Iterable[RunRecord],
+    families: Families = None,
+    *,
+    include_dev: bool = False,
+    all_configurations: bool = False,
+) -> list[Row]:
     """One row per (task, tier, method label), ranked within (task, tier), compared to the reference.
 
     `families` maps a family name to its family object (default: :func:`phenomena_bench.registry.get_family`);
-    tests pass hand-made families. Development seeds are left out unless `include_dev` (``show --dev``).
+    tests pass hand-made families. Development seeds are left out unless `include_dev` (``show --dev``). A
+    method tuned on a task shows only its tuned row there (:func:`tuned_view`) unless `all_configurations`.
     """
     lookup = _family_lookup(families)
     selected: dict[tuple[str, str, str], list[RunRecord]] = {}
     for key, recs in sorted(_groups(scoring_records(records, include_dev)).items()):
         selected[key] = select_latest(recs)
+    if not all_configurations:
+        selected = tuned_view(selected)
     tables: dict[tuple[str, str], list[tuple[str, list[RunRecord]]]] = defaultdict(list)
     for (task_id, tier, label), recs in selected.items():
         tables[(task_id, tier)].append((label, recs))
@@ -390,6 +409,53 @@ def _row(
         primary_censored=prim.kind == "median_iqr" and prim_summary.median_censored,
         horizon=horizons.get(prim.metric),
         restricted_mean=prim_summary.restricted_mean,
+        selection=selection_of(latest),
+        tuning=latest.method.tuning,
+    )
+
+
+def selection_of(record: RunRecord) -> Selection:
+    """``tuned`` for a stored tuning choice's run, ``default`` for the defaults, else ``hand-picked``."""
+    if record.method.tuning is not None:
+        return "tuned"
+    return "default" if record.method.label == record.method.name else "hand-picked"
+
+
+def tuned_view(groups: Mapping[tuple[str, str, str], list[RunRecord]]) -> dict[tuple[str, str, str], list[RunRecord]]:
+    """One configuration per method where it was tuned: a (task, tier, method name) with a tuned group keeps
+    only that group (its defaults and hand-picked variants are left out); an untuned method keeps all."""
+    tuned = {(t, tier, r[0].method.name) for (t, tier, _), r in groups.items() if selection_of(r[-1]) == "tuned"}
+    return {
+        key: recs
+        for key, recs in groups.items()
+        if (key[0], key[1], recs[0].method.name) not in tuned or selection_of(recs[-1]) == "tuned"
+    }
+
+
+def tuning_notes(rows: Sequence[Row]) -> list[str]:
+    """Lines under a table saying how each row's hyperparameters were set: every tuned row's budget, and,
+    when tuned and untuned rows share the table, that their ranks compare different tuning budgets."""
+    tuned = [r for r in rows if r.tuning is not None]
+    picked = sorted({r.method_name for r in rows if r.selection == "hand-picked"})
+    out = [f"{r.method}: {budget_text(r.tuning)}" for r in tuned if r.tuning is not None]
+    if picked:
+        out.append(f"hand-picked, not tuned (the values in brackets): {', '.join(picked)}")
+    if tuned and len(tuned) < len(rows):
+        out.append(
+            f"ranks compare tuned rows with {len(rows) - len(tuned)} untuned row(s) (defaults or hand-picked): "
+            "their tuning budgets differ"
+        )
+    return out
+
+
+def budget_text(budget: TuningBudget) -> str:
+    """``tuned: 16 trials x 2 dev seeds (1000000-1000001), 1.2 GFLOP, trial 7 chosen``."""
+    seeds = budget.dev_seeds
+    span = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0]) if seeds else "none"
+    flops = "FLOPs not counted" if budget.flops is None else f"{budget.flops / 1e9:.3g} GFLOP"
+    return (
+        f"tuned: {budget.trials} trials x {len(seeds)} dev seed(s) ({span}), {flops}, "
+        f"trial {budget.chosen_trial} chosen"
     )
 
 

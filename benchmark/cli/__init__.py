@@ -25,19 +25,21 @@ from phenomena_bench.cli import (
     check_submission,
     docs,
     leaderboard,
+    measure,
     methods,
     publish,
     run,
     schema,
     show,
     tasks,
+    tune,
     validate,
 )
 from phenomena_bench.cli.options import EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, exit_codes_text
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.redact import remember_secrets, secret_names
 
-SUBCOMMANDS = (tasks, validate, methods, schema, docs, run, show, check_submission, leaderboard, publish)
+SUBCOMMANDS = (tasks, validate, methods, schema, docs, run, tune, measure, show, check_submission, leaderboard, publish)
 #: The subcommands that may hold a Hub token.
 TOKEN_COMMANDS = frozenset({"publish", "pull"})
 #: Set in the environment of a process re-executed without its secrets (so it never re-executes again).

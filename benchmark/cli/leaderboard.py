@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from phenomena_bench.cli.options import add_store, add_tasks_dir, stored_records, tasks_dirs
+from phenomena_bench.cli.options import add_store, add_tasks_dir, store_of, stored_records, tasks_dirs
 from phenomena_bench.core.errors import BenchmarkError
 
 
@@ -32,13 +32,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def build_site(args: argparse.Namespace) -> int:
+    from phenomena_bench.core.measurement import MeasurementStore
     from phenomena_bench.report import site
 
     records = stored_records(args, "leaderboard")
     if args.source_url and not site.safe_url(args.source_url):
         raise BenchmarkError(f"--source-url {args.source_url!r} is not an absolute http(s) URL")
+    measurements, problems = MeasurementStore(store_of(args).root).scan()
+    for problem in problems:
+        print(f"leaderboard: skipping {problem}", file=sys.stderr)
     data = site.collect(
-        records, tasks_dir=tasks_dirs(args), submissions_dir=Path(args.submissions_dir), source_url=args.source_url
+        records,
+        tasks_dir=tasks_dirs(args),
+        submissions_dir=Path(args.submissions_dir),
+        source_url=args.source_url,
+        measurements=measurements,
     )
     pages = site.build_site(data, Path(args.out))
     print(f"wrote {len(pages)} pages from {len(records)} records to {args.out} (open {Path(args.out) / 'index.html'})")

@@ -162,6 +162,34 @@ def seeds_of(args: argparse.Namespace) -> int | None:
     return seeds
 
 
+def add_variants(parser: argparse.ArgumentParser) -> None:
+    """`--variants N --variant-salt S`: also run N held-out variants of each task (core/variants.py)."""
+    from phenomena_bench.core.variants import PUBLIC_SALT
+
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N held-out variants of each task that declares a `variants:` distribution (same methods, "
+        "seeds and tier); tables show the public score, the held-out score and the gap",
+    )
+    parser.add_argument(
+        "--variant-salt",
+        default=PUBLIC_SALT,
+        metavar="S",
+        help=f"the salt the variants are drawn from (default {PUBLIC_SALT!r}, the published suite's); official "
+        "scoring draws with a salt chosen at scoring time, recorded in every variant's record",
+    )
+
+
+def variants_of(args: argparse.Namespace) -> int:
+    if args.variants < 0:
+        raise BenchmarkError(f"--variants must be >= 0, not {args.variants}")
+    count: int = args.variants
+    return count
+
+
 def add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["table", "markdown", "json"], default="table")
 

@@ -50,17 +50,23 @@ def print_results(
     wide: bool = False,
     columns: Sequence[str] | None = None,
     include_dev: bool = False,
+    all_configurations: bool = False,
 ) -> None:
     from phenomena_bench.analysis.rows import aggregate
     from phenomena_bench.analysis.tables import build_tables, choose_columns
+    from phenomena_bench.analysis.variants import heldout_rows, heldout_tables
     from phenomena_bench.report import markdown, terminal
 
-    rows = aggregate(records, include_dev=include_dev)
+    rows = aggregate(records, include_dev=include_dev, all_configurations=all_configurations)
     if fmt == "json":
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=1))
         return
     tables = choose_columns(build_tables(rows), wide=wide, columns=columns)
-    print(markdown.render_all(tables) if fmt == "markdown" else terminal.render_all(tables))
+    render = markdown.render_all if fmt == "markdown" else terminal.render_all
+    print(render(tables))
+    held = heldout_tables(heldout_rows(records, include_dev=include_dev))
+    if held:  # public and held-out-variant scores side by side, with their gap
+        print("\n" + render(held))
     reasons = not_ok_reasons(records)
     if reasons:
         print("\nnot ok:\n" + "\n".join(f"  {line}" for line in reasons))

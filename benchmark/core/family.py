@@ -120,6 +120,10 @@ class Family(ABC, Generic[TaskT, MethodT]):
     direction: ClassVar[Literal["min", "max"]]
     #: The baseline every method is compared against on the leaderboard.
     reference_method: ClassVar[str]
+    #: The family's measurements (:mod:`phenomena_bench.core.measurement`) as lazy ``module:attr``
+    #: references to :class:`~phenomena_bench.core.measurement.Measurement` classes: imported only when
+    #: ``phenomena-bench measure`` runs them.
+    measurements: ClassVar[tuple[str, ...]] = ()
 
     def check_method(self, method: Method[Any]) -> None:
         """Raise :class:`MethodError` naming what is wrong if `method` does not implement this protocol."""

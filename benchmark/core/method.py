@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from phenomena_bench.core.claims import Claim
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.hashing import sha256_hex
 from phenomena_bench.core.text import printable
@@ -63,6 +64,9 @@ class Method(ABC, Generic[HP]):
     description: ClassVar[str] = ""
     #: The hyperparameter model; taken from the generic argument (``Base[MyHP]``) when not set explicitly.
     Hyperparameters: ClassVar[type[BaseModel]] = NoHyperparameters
+    #: The effects the method's paper reports (checked by ``analysis.fidelity``); a declaration, not behaviour,
+    #: so it is left out of the code digest (:data:`DECLARATIONS`).
+    claims: ClassVar[tuple[Claim, ...]] = ()
 
     hp: HP
 
@@ -143,13 +147,37 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+#: Class attributes that declare something about a method without changing what it does (its paper's
+#: claims): left out of the code digest, so declaring one keeps every stored result.
+DECLARATIONS = frozenset({"claims"})
+
+
+def _declared_name(node: ast.stmt) -> str | None:
+    """The attribute a class-body statement assigns (``claims = ...``, ``claims: T = ...``), else None."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id
+    return None
+
+
+def _strip_declarations(tree: ast.AST) -> ast.AST:
+    """`tree` without the class-body assignments of :data:`DECLARATIONS`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            node.body = [s for s in node.body if _declared_name(s) not in DECLARATIONS] or [ast.Pass()]
+    return tree
+
+
 def _class_code(cls: type) -> str:
-    """The code of one class as a normalised AST dump (comments, docstrings and layout left out)."""
+    """The code of one class as a normalised AST dump (comments, docstrings, layout and declarations left
+    out)."""
     try:
         source = textwrap.dedent(inspect.getsource(cls))
-        return ast.dump(_strip_docstrings(ast.parse(source)))
+        return ast.dump(_strip_declarations(_strip_docstrings(ast.parse(source))))
     except (OSError, TypeError, SyntaxError):  # no source (built in a REPL, a zip without .py): its bytecode
-        return repr(sorted((k, getattr(v, "__code__", None) and v.__code__.co_code) for k, v in vars(cls).items()))
+        items = (kv for kv in vars(cls).items() if kv[0] not in DECLARATIONS)
+        return repr(sorted((k, getattr(v, "__code__", None) and v.__code__.co_code) for k, v in items))
 
 
 def _is_harness_class(cls: type) -> bool:

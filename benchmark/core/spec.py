@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from phenomena_bench.core.claims import Gate
 from phenomena_bench.core.errors import SpecError
+from phenomena_bench.core.variants import VARIANT_ID_PATTERN, VariantDistribution, VariantOrigin, variant_problems
 from phenomena_bench.core.yaml_safe import load_bounded, read_bounded
 
 TierName = Literal["smoke", "default", "full"]
@@ -38,6 +40,8 @@ TIER_NAMES: tuple[TierName, ...] = ("smoke", "default", "full")
 # Fields that describe a task for readers but cannot change a result: left out of the run key, so fixing a
 # typo in a description does not invalidate finished runs.
 PROSE_FIELDS = frozenset({"title", "description", "references"})
+#: Fields that check results but do not produce them (the phenomenon gates): also left out of the run key.
+CHECK_FIELDS = frozenset({"expect"})
 #: Problems reported per file; the rest are counted (400,000 misspelt keys must not print 400,000 lines).
 MAX_PROBLEMS = 20
 TIER_SECTIONS = ("data", "model", "training")
@@ -67,12 +71,17 @@ class TierOverride(StrictModel):
     training: dict[str, Any] = Field(default_factory=dict)
     seeds: int | None = Field(default=None, ge=1, le=1000)
     time_limit_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    variants: dict[str, Any] | None = Field(
+        default=None, description="This tier's held-out variant distribution, replacing the base one whole."
+    )
 
 
 class TaskSpec(StrictModel):
     """Fields every family shares. Family modules subclass this with typed `data`/`model`/... sections."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$", max_length=120)
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*(" + VARIANT_ID_PATTERN + ")?$", max_length=120
+    )
     family: str
     version: int = Field(ge=1)
     title: str = Field(min_length=1, max_length=200)
@@ -83,6 +92,26 @@ class TaskSpec(StrictModel):
     tiers: dict[TierName, TierOverride] = Field(
         description="smoke, default and full overrides; empty only in a spec already resolved to one tier."
     )
+    variants: VariantDistribution | None = Field(
+        default=None,
+        description="Held-out variants: values other data fields may take (each family types its own axes).",
+    )
+    variant_of: VariantOrigin | None = Field(
+        default=None, description="Set only in a drawn held-out variant: its public task, salt and changes."
+    )
+    expect: list[Gate] = Field(
+        default_factory=list,
+        description="Phenomenon gates: what the reference must show on each tier that claims the phenomenon.",
+    )
+
+    @model_validator(mode="after")
+    def _variants_fit(self) -> TaskSpec:
+        problems = variant_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if (self.variant_of is None) == ("@v" in self.id):
+            raise ValueError("an id ending in @v<hex> is a drawn held-out variant's, and only a variant has variant_of")
+        return self
 
     @field_validator("tiers")
     @classmethod
@@ -102,8 +131,10 @@ class TaskSpec(StrictModel):
     def key_payload(self) -> dict[str, Any]:
         """The part of a resolved spec that determines a run's results: prose, tiers and the number of seeds
         left out (seed s's run does not depend on how many others the suite runs, so growing a suite from 3
-        to 6 seeds reuses the first three)."""
-        return self.model_dump(mode="json", exclude=set(PROSE_FIELDS) | {"tiers", "seeds"})
+        to 6 seeds reuses the first three). The `variants` declaration is left out too (it changes no run of this
+        task; a drawn variant's own id and data change its keys), and `variant_of` when unset."""
+        excluded = set(PROSE_FIELDS) | set(CHECK_FIELDS) | {"tiers", "seeds", "variants"}
+        return self.model_dump(mode="json", exclude=excluded | (set() if self.variant_of else {"variant_of"}))
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +178,7 @@ def resolve_tier(spec: TaskSpec, tier: TierName, source: str | None = None) -> T
     for section in TIER_SECTIONS:
         if isinstance(raw.get(section), dict):
             raw[section] = _merge(raw[section], getattr(override, section))
-    for name in ("seeds", "time_limit_s"):
+    for name in ("seeds", "time_limit_s", "variants"):
         if getattr(override, name) is not None:
             raw[name] = getattr(override, name)
     try:

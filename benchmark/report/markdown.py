@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 from phenomena_bench import __version__
-from phenomena_bench.analysis.rows import FamilySummary
+from phenomena_bench.analysis.rows import FamilySummary, tuning_notes
 from phenomena_bench.analysis.tables import Table, format_interval, format_number
+from phenomena_bench.analysis.variants import HeldOutTable
 from phenomena_bench.core.text import printable
 
 
@@ -26,16 +27,17 @@ def md_escape(text: str) -> str:
     return out.replace("\n", " ")
 
 
-def render(table: Table) -> str:
+def render(table: Table | HeldOutTable) -> str:
     """A level-3 heading, the table and its notes (one paragraph line each)."""
     headers = [md_escape(c.title) for c in table.columns]
     body = [[md_escape(cell.text) for cell in row.cells] for row in table.rows]
     grid = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
-    notes = "".join(f"\n\n{md_escape(note)}" for note in table.notes)
+    all_notes = [*table.notes, *tuning_notes([r.row for r in table.rows])]  # tuned rows: their budget
+    notes = "".join(f"\n\n{md_escape(note)}" for note in all_notes)
     return f"### {md_escape(table.heading)}\n\n{grid}{notes}"
 
 
-def render_all(tables: Sequence[Table]) -> str:
+def render_all(tables: Sequence[Table | HeldOutTable]) -> str:
     return "\n\n".join(render(t) for t in tables) if tables else "no results"
 
 

@@ -39,6 +39,8 @@ import yaml
 from markupsafe import Markup
 
 from phenomena_bench import __version__
+from phenomena_bench.analysis.fidelity import FIDELITY_TEXT, FidelityResult, baseline_claims, evaluate_claims
+from phenomena_bench.analysis.gates import BADGE_TEXT, Badge, GateResult, evaluate_gates, load_specs, tier_badges
 from phenomena_bench.analysis.rows import (
     Families,
     FamilySummary,
@@ -47,10 +49,13 @@ from phenomena_bench.analysis.rows import (
     by_table,
     family_summary,
     scoring_records,
+    tuning_notes,
 )
 from phenomena_bench.analysis.tables import Table, build_table, format_interval, format_number, format_summary
+from phenomena_bench.analysis.variants import HeldOutRow, heldout_rows
 from phenomena_bench.core.errors import BenchmarkError
 from phenomena_bench.core.hashing import sha256_hex
+from phenomena_bench.core.measurement import MeasurementResult, MeasurementTable
 from phenomena_bench.report.plots import Plot, line_plot
 from phenomena_bench.store import RunRecord
 
@@ -158,6 +163,14 @@ class SiteData:
     submissions: list[SubmissionInfo] = field(default_factory=list)
     method_descriptions: dict[str, str] = field(default_factory=dict)
     source_url: str | None = None
+    #: Stored measurements (:mod:`phenomena_bench.core.measurement`), shown on their task's page.
+    measurements: list[MeasurementResult] = field(default_factory=list)
+    #: Per (task, tier): its phenomenon badge and the gate results behind it (:mod:`analysis.gates`).
+    gates: dict[tuple[str, str], tuple[Badge, list[GateResult]]] = field(default_factory=dict)
+    #: Every baseline claim checked on the runs (:mod:`analysis.fidelity`).
+    fidelity: list[FidelityResult] = field(default_factory=list)
+    #: Held-out variant scores per (public task, tier, method, salt) (:mod:`analysis.variants`).
+    heldout: list[HeldOutRow] = field(default_factory=list)
 
 
 def load_task_infos(tasks_dir: Path | Sequence[Path] | None, records: Sequence[RunRecord]) -> dict[str, TaskInfo]:
@@ -184,7 +197,7 @@ def load_task_infos(tasks_dir: Path | Sequence[Path] | None, records: Sequence[R
                 tiers=list(spec.tiers),
             )
     for r in sorted(records, key=lambda r: (r.finished_at, r.key)):
-        if r.task_id in infos:
+        if r.task_id in infos or r.variant is not None:  # a held-out variant is shown on its public task's page
             continue
         task = r.task
         infos[r.task_id] = TaskInfo(
@@ -245,6 +258,7 @@ def collect(
     source_url: str | None = None,
     families: Mapping[str, Any] | None = None,
     method_descriptions: Mapping[str, str] | None = None,
+    measurements: Sequence[MeasurementResult] = (),
 ) -> SiteData:
     """Everything the site shows, computed once; `families` overrides the family registry (tests).
 
@@ -274,7 +288,18 @@ def collect(
         if method_descriptions is not None
         else _installed_method_descriptions(),
         source_url=source_url,
+        measurements=sorted(measurements, key=lambda m: (m.task_id, tier_order(m.tier), m.measurement)),
+        gates=tier_badges(
+            evaluate_gates(records, load_specs(_folders(tasks_dir)), lookup), {(r.task_id, r.tier) for r in rows}
+        ),
+        fidelity=evaluate_claims(records, baseline_claims(), lookup),
+        heldout=heldout_rows(records, lookup),
     )
+
+
+def _folders(tasks_dir: Path | Sequence[Path] | None) -> list[Path] | None:
+    """`tasks_dir` as a list of folders (``None``: the configured ones)."""
+    return None if tasks_dir is None else [tasks_dir] if isinstance(tasks_dir, Path) else list(tasks_dir)
 
 
 # ------------------------------------------------------------------------------------------- view data
@@ -362,17 +387,36 @@ def _method_href(root: str, method_name: str) -> str:
 
 
 def results_table(
-    table: Table, submissions: Sequence[SubmissionInfo], root: str, records: Sequence[RunRecord] = ()
+    table: Table,
+    submissions: Sequence[SubmissionInfo],
+    root: str,
+    records: Sequence[RunRecord] = (),
+    claims: Mapping[str, SiteCell] | None = None,
+    heldout: Sequence[HeldOutRow] = (),
 ) -> SiteTable:
-    """A (task, tier) table with every column, plus who submitted each method (:func:`attribution`); the
-    method links to its page."""
+    """A (task, tier) table with every column, plus who submitted each method (:func:`attribution`) and, when
+    `claims` has any (method name -> fidelity cell), whether each baseline reproduces its paper here; the
+    method links to its page. With `heldout` rows (:mod:`analysis.variants`), each salt's held-out score and
+    its gap to the public one sit right after the public columns."""
+    salts = sorted({h.salt for h in heldout})
+    by_method = {(h.method, h.salt): h for h in heldout}
     keep = [i for i, c in enumerate(table.columns) if c.key not in {"version", "date"}]
     tail = [i for i, c in enumerate(table.columns) if c.key in {"version", "date"}]
-    headers = [table.columns[i].title for i in keep] + ["submitted by"] + [table.columns[i].title for i in tail]
+    extra = [-2] if claims else []
+    order = [j for i in keep for j in ([i, -3] if salts and table.columns[i].key == table.primary_metric else [i])]
+    headers = [h for i in order for h in ([table.columns[i].title] if i >= 0 else _heldout_headers(salts))]
+    headers += ["paper's claim"] * len(extra) + ["submitted by"]
+    headers += [table.columns[i].title for i in tail]
     body = []
     for trow in table.rows:
         cells = []
-        for i in [*keep, -1, *tail]:
+        for i in [*order, *extra, -1, *tail]:
+            if i == -3:
+                cells += [c for salt in salts for c in _heldout_cells(by_method.get((trow.row.method, salt)))]
+                continue
+            if i == -2:
+                cells.append((claims or {}).get(trow.row.method_name) or SiteCell("–", "", muted=True))
+                continue
             if i == -1:
                 authors, muted = attribution(trow.row.method_name, trow.row.method_ref, records, submissions)
                 cells.append(SiteCell(authors, authors, muted=muted))
@@ -385,6 +429,37 @@ def results_table(
                 cells.append(SiteCell(cell.text, cell.sort, cls))
         body.append(cells)
     return SiteTable(headers, body)
+
+
+def _heldout_headers(salts: Sequence[str]) -> list[str]:
+    return [h for salt in salts for h in (f"held-out variants (salt {salt})", f"gap (salt {salt})")]
+
+
+def _heldout_cells(row: HeldOutRow | None) -> list[SiteCell]:
+    """A method's held-out score and its gap to the public score (muted dashes when it has none)."""
+    if row is None:
+        return [SiteCell("–", None, muted=True), SiteCell("–", None, muted=True)]
+    gap = "–" if row.gap is None else f"{row.gap:+.{row.column.digits}g}"
+    return [
+        SiteCell(format_summary(row.column, row.heldout), row.heldout_value, "num"),
+        SiteCell(gap, row.gap, "num"),
+    ]
+
+
+def _heldout_notes(rows: Sequence[HeldOutRow]) -> list[str]:
+    """Under a tier's table: which variants each salt drew and how to read the gap."""
+    notes = []
+    for salt in sorted({h.salt for h in rows}):
+        variants = {vid: text for h in rows if h.salt == salt for vid, text in h.variants.items()}
+        listed = "; ".join(variants.values())
+        notes.append(f"held-out variants drawn with salt {salt!r} ({len(variants)}): {listed}")
+    if rows:
+        worse = "higher" if rows[0].direction == "min" else "lower"
+        notes.append(
+            f"held-out: {rows[0].primary_metric} pooled over every (variant, seed) run, the same not-ok rule as the "
+            f"public column; gap = held-out - public ({worse} than 0: worse on unseen variants of the task)"
+        )
+    return notes
 
 
 def _curve_figures(
@@ -458,18 +533,123 @@ def task_page(info: TaskInfo, data: SiteData) -> str:
     tiers = []
     for (_, tier), rows in sorted(groups.items(), key=lambda kv: tier_order(kv[0][1])):
         table = build_table(rows)
+        heldout = [h for h in data.heldout if h.task_id == info.task_id and h.tier == tier]
         tiers.append(
             {
                 "tier": tier,
                 "primary_metric": table.primary_metric,
                 "better": "lower" if table.direction == "min" else "higher",
                 "reference": table.reference_method,
-                "table": results_table(table, data.submissions, root, data.records),
-                "notes": list(table.notes),
+                "badge": gate_badge(data, info.task_id, tier),  # shown above the table: what the tier measures
+                "table": results_table(
+                    table, data.submissions, root, data.records, fidelity_cells(data, info.task_id, tier), heldout
+                ),
+                "notes": [*table.notes, *tuning_notes(rows), *_heldout_notes(heldout)],  # tuned rows: their budget
                 "figures": _curve_figures(info.task_id, tier, data.records, [r.method for r in rows]),
             }
         )
-    return _render("task.html", info.title, root, info=info, tiers=tiers)
+    measurements = [measurement_view(m) for m in data.measurements if m.task_id == info.task_id]
+    return _render("task.html", info.title, root, info=info, tiers=tiers, measurements=measurements)
+
+
+#: CSS class of each phenomenon badge and fidelity result (``.badge-*`` in assets/style.css).
+_BADGE_CLASS: dict[str, str] = {
+    "reproduced": "better",
+    "not_reproduced": "worse",
+    "not_checked": "muted",
+    "underpowered": "muted",
+}
+_GATE_STATUS = {"passed": "passed", "failed": "failed", "not_enough_runs": "not checked (too few seeds)"}
+
+
+def gate_badge(data: SiteData, task_id: str, tier: str) -> dict[str, Any] | None:
+    """The phenomenon badge of a (task, tier): its kind, text and one line per gate (failed ones first);
+    ``None`` for a tier that declares no gate."""
+    badge, results = data.gates.get((task_id, tier), ("unclaimed", []))
+    if badge == "unclaimed":
+        return None
+    failed = next((r for r in results if r.status == "failed"), None)
+    return {
+        "kind": badge,
+        "text": BADGE_TEXT[badge],
+        "failed": f"{failed.gate.describe()}, measured {failed.measured()}" if failed else None,
+        "why": failed.gate.why if failed else None,
+        "lines": [f"{r.gate.describe()} ({r.method}): {r.measured()}: {_GATE_STATUS[r.status]}" for r in results],
+    }
+
+
+def _fidelity_cell(results: Sequence[FidelityResult]) -> SiteCell:
+    """One method's claims on one (task, tier) as a cell: each result, its effect and interval when not
+    reproduced."""
+    parts = [
+        FIDELITY_TEXT[r.status] + (f" ({r.effect()})" if r.status == "not_reproduced" else "")
+        if len(results) == 1
+        else f"{r.claim.describe()}: {FIDELITY_TEXT[r.status]}"
+        for r in results
+    ]
+    worst = min(results, key=lambda r: ["not_reproduced", "underpowered", "reproduced"].index(r.status))
+    return SiteCell("; ".join(parts), worst.status, _BADGE_CLASS[worst.status])
+
+
+def fidelity_cells(data: SiteData, task_id: str, tier: str) -> dict[str, SiteCell]:
+    """Method name -> its fidelity cell on (task, tier), for the baselines whose claims apply there."""
+    by_method: dict[str, list[FidelityResult]] = {}
+    for r in data.fidelity:
+        if (r.task, r.tier) == (task_id, tier):
+            by_method.setdefault(r.method, []).append(r)
+    return {name: _fidelity_cell(results) for name, results in by_method.items()}
+
+
+def _fidelity_table(results: Sequence[FidelityResult], root: str) -> SiteTable:
+    """A method's claims on every (task, tier) they were checked on (the method page)."""
+    return SiteTable(
+        ["paper's claim", "source", "task", "tier", "fidelity", "effect [95% CI]", "paired seeds"],
+        [
+            [
+                SiteCell(r.claim.describe(), r.claim.describe()),
+                SiteCell(r.claim.source, r.claim.source),
+                SiteCell(r.task, r.task, href=f"{root}tasks/{slug(r.task)}.html#tier-{r.tier}"),
+                SiteCell(r.tier, r.tier),
+                SiteCell(FIDELITY_TEXT[r.status], r.status, _BADGE_CLASS[r.status]),
+                SiteCell(r.effect(), r.comparison.diff_mean, "num"),
+                SiteCell(str(r.comparison.n_paired), r.comparison.n_paired, "num"),
+            ]
+            for r in sorted(results, key=lambda r: (r.task, tier_order(r.tier), r.claim.describe()))
+        ],
+    )
+
+
+def _measurement_cell(value: Any) -> SiteCell:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return SiteCell("–" if value is None else str(value), None if value is None else str(value))
+    return SiteCell(format_number(float(value)) if isinstance(value, float) else str(value), value, "num")
+
+
+def _measurement_table(table: MeasurementTable) -> SiteTable:
+    return SiteTable(list(table.columns), [[_measurement_cell(v) for v in row] for row in table.rows])
+
+
+def measurement_view(result: MeasurementResult) -> dict[str, Any]:
+    """A stored measurement as the ``measurements.html`` partial draws it: its tables and its plots, one per
+    curve name, where curves named ``"<plot> | <series>"`` with one x label share the plot ``<plot>``."""
+    grouped: dict[tuple[str, str], list[tuple[str, list[float | None], list[float | None]]]] = {}
+    for name, curve in sorted(result.curves.items()):
+        plot_name, _, label = name.partition(" | ")
+        series = (label or plot_name, [_num(v) for v in curve.x], [_num(v) for v in curve.y])
+        grouped.setdefault((plot_name, curve.x_label), []).append(series)
+    figures = []
+    for (name, x_label), members in grouped.items():
+        plot = line_plot(members, x_label=x_label, y_label=name, title=f"{name} vs {x_label}")
+        figures.append(Figure(plot, f"{name} vs {x_label} (tier {result.tier})"))
+    return {
+        "id": result.measurement,
+        "version": result.version,
+        "tier": result.tier,
+        "summary": result.summary,
+        "cpu_seconds": f"{result.cpu_seconds:.1f}",
+        "tables": [(t.title, _measurement_table(t), t.note) for t in result.tables],
+        "figures": figures,
+    }
 
 
 def method_page(name: str, data: SiteData) -> str:
@@ -523,11 +703,24 @@ def method_page(name: str, data: SiteData) -> str:
         submission=submission,
         variants=variant_views,
         results=results,
+        fidelity=_fidelity_table([r for r in data.fidelity if r.method == name], root),
     )
 
 
-def _task_overview(tasks: Sequence[TaskInfo], groups: Mapping[tuple[str, str], list[Row]]) -> SiteTable:
-    """One line per (task, tier) of a family: its best method and that method's primary metric."""
+def _phenomenon_cell(data: SiteData | None, task_id: str, tier: str) -> SiteCell:
+    """The index's phenomenon cell of a (task, tier): the badge, with the failing gate and value if any."""
+    badge = gate_badge(data, task_id, tier) if data is not None else None
+    if badge is None:
+        return SiteCell("no gate", "", muted=True)
+    text = badge["text"] + (f": {badge['failed']}" if badge["failed"] else "")
+    return SiteCell(text, badge["kind"], _BADGE_CLASS.get(badge["kind"], ""))
+
+
+def _task_overview(
+    tasks: Sequence[TaskInfo], groups: Mapping[tuple[str, str], list[Row]], data: SiteData | None = None
+) -> SiteTable:
+    """One line per (task, tier) of a family: whether the tier shows its phenomenon (:func:`gate_badge`), its
+    best method and that method's primary metric. A tier whose gate failed says so in its row."""
     body = []
     for t in tasks:
         href = f"tasks/{slug(t.task_id)}.html"
@@ -540,6 +733,7 @@ def _task_overview(tasks: Sequence[TaskInfo], groups: Mapping[tuple[str, str], l
                     SiteCell(t.task_id, t.task_id, href=href),
                     SiteCell(t.title),
                     SiteCell("–"),
+                    SiteCell("–", "", muted=True),
                     SiteCell("no results", "", muted=True),
                     SiteCell("–"),
                     SiteCell("–", 0),
@@ -553,6 +747,7 @@ def _task_overview(tasks: Sequence[TaskInfo], groups: Mapping[tuple[str, str], l
                     SiteCell(t.task_id, t.task_id, href=f"{href}#tier-{tier}"),
                     SiteCell(t.title, t.title),
                     SiteCell(tier, tier),
+                    _phenomenon_cell(data, t.task_id, tier),
                     SiteCell(best.method, best.method, href=_method_href("", best.method_name))
                     if best
                     else SiteCell("none finished", "", muted=True),
@@ -560,7 +755,7 @@ def _task_overview(tasks: Sequence[TaskInfo], groups: Mapping[tuple[str, str], l
                     SiteCell(str(len(rows)), len(rows), "num"),
                 ]
             )
-    return SiteTable(["task", "title", "tier", "best method", "its primary metric", "methods"], body)
+    return SiteTable(["task", "title", "tier", "phenomenon", "best method", "its primary metric", "methods"], body)
 
 
 def _summary_views(fam: str, summaries: Sequence[FamilySummary]) -> list[dict[str, Any]]:
@@ -616,7 +811,7 @@ def index_page(data: SiteData) -> str:
             {
                 "name": fam,
                 "description": desc,
-                "tasks": _task_overview(fam_tasks, groups) if fam_tasks else None,
+                "tasks": _task_overview(fam_tasks, groups, data) if fam_tasks else None,
                 "summaries": _summary_views(fam, [s for s in data.summaries if s.family == fam]),
             }
         )

@@ -16,7 +16,9 @@ import textwrap
 import unicodedata
 from collections.abc import Sequence
 
+from phenomena_bench.analysis.rows import tuning_notes
 from phenomena_bench.analysis.tables import Table
+from phenomena_bench.analysis.variants import HeldOutTable
 from phenomena_bench.core.text import printable
 
 WIDTH = 120
@@ -40,7 +42,7 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
-def render(table: Table) -> str:
+def render(table: Table | HeldOutTable) -> str:
     """The heading line, a blank line, then the table: headers, a rule, one (or more, when wrapped) line per row."""
     headers = [[printable(c.header), printable(c.detail)] if c.detail else [printable(c.header)] for c in table.columns]
     body = [
@@ -68,7 +70,8 @@ def render(table: Table) -> str:
     out = [_one_line(table.heading), "", *lines_of(headers), GAP.join("-" * w for w in widths)]
     for cells in body:
         out += lines_of(cells)
-    notes = [line for note in table.notes for line in textwrap.wrap(_one_line(note), WIDTH, subsequent_indent="  ")]
+    all_notes = [*table.notes, *tuning_notes([r.row for r in table.rows])]  # tuned rows: their budget
+    notes = [line for note in all_notes for line in textwrap.wrap(_one_line(note), WIDTH, subsequent_indent="  ")]
     if notes:
         out += ["", *notes]
     return "\n".join(out)
@@ -79,7 +82,7 @@ def _one_line(text: str) -> str:
     return " ".join(printable(text).split()) if any(c in text for c in "\n\t\r") else printable(text)
 
 
-def render_all(tables: Sequence[Table]) -> str:
+def render_all(tables: Sequence[Table | HeldOutTable]) -> str:
     return "\n\n".join(render(t) for t in tables) if tables else "no results"
 
 

@@ -12,7 +12,7 @@ have set their thread count, and `phenomena-bench tasks` should not pay for impo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,20 +24,39 @@ from phenomena_bench.core.method import Method, distribution_of
 from phenomena_bench.core.seeds import DEV_SEED_BASE
 from phenomena_bench.core.spec import TaskSpec, TierName
 from phenomena_bench.registry import get_family, method_source, methods_for_family, resolve_method
-from phenomena_bench.store import MethodIdentity, Store
+from phenomena_bench.store import MethodIdentity, Store, TuningBudget
 
 RETRYABLE: frozenset[Status] = frozenset({"failed", "timeout"})
 
 
-def run_key(task: TaskSpec, method: Method, seed: int) -> str:
-    """Content hash of a run; `task` must already be resolved to its tier."""
-    payload = {
+def run_key(task: TaskSpec, method: Method, seed: int, tuning: TuningBudget | None = None) -> str:
+    """Content hash of a run; `task` must already be resolved to its tier. A tuned run's key also holds its
+    tuning budget (wall time left out), so it never shares a record with the same values hand-picked."""
+    payload: dict[str, Any] = {
         "task": task.key_payload(),
         "method": method.identity(),
         "seed": seed,
         "benchmark_version": __version__,
     }
+    if tuning is not None:
+        payload["tuning"] = tuning.model_dump(mode="json", exclude={"wall_time_s"})
     return sha256_hex(canonical_json(payload))
+
+
+#: What a tuned run's label adds to the method name (its row on the leaderboard is "NAME (tuned)").
+TUNED_SUFFIX = " (tuned)"
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A stored tuning choice for one (task, tier, method): the hyperparameters to score, and its budget."""
+
+    hyperparameters: dict[str, Any]
+    budget: TuningBudget
+
+
+#: Finds the stored tuning choice of (task, tier, method), or None (see :mod:`phenomena_bench.run.tuning`).
+TuningLookup = Callable[[TaskSpec, str, Method], Tuned | None]
 
 
 @dataclass(frozen=True)
@@ -171,19 +190,26 @@ def plan_runs(
     hyperparameters: dict[str, Any] | None = None,
     retry_failed: bool = False,
     dev: bool = False,
+    tuning: TuningLookup | None = None,
+    skip: Collection[str] = (),
 ) -> Plan:
     """Expand tasks x methods x seeds at `tier`; every method is checked before any run starts.
 
-    With no `method_refs`, each task gets every installed method of its family. Seeds are the scoring seeds
+    With no `method_refs`, each task gets every installed method of its family except those named in `skip`
+    (a suite's declared exclusions: ``suites.yaml``'s ``skip``). Seeds are the scoring seeds
     ``0 .. N-1``, or with `dev` the development seeds ``DEV_SEED_BASE + 0 .. N-1`` (tuning and pilots: they
     share no split, bag or checkpoint with a scoring seed, and the leaderboard never shows them).
+
+    With `tuning`, a (task, method) that has a stored tuning choice runs the chosen hyperparameters instead,
+    labelled ``NAME (tuned)`` and keyed with its budget (``phenomena-bench tune``).
     """
     first_seed = DEV_SEED_BASE if dev else 0
     plan = Plan()
     resolved_methods: dict[str, Method] = {}
     for task in tasks:
-        run_task = task.resolve(tier)
-        refs = method_refs or methods_for_family(task.family)
+        # A held-out variant is drawn already resolved to `tier` (core.variants.draw_variants): run as it is.
+        run_task = task if task.variant_of is not None else task.resolve(tier)
+        refs = method_refs or [ref for ref in methods_for_family(task.family) if ref not in skip]
         if not refs:
             raise BenchmarkError(f"no installed method for family {task.family!r} (task {task.id})")
         for ref in refs:
@@ -196,17 +222,21 @@ def plan_runs(
                         f"method {ref!r} is for family {method.family!r}, but task {task.id!r} is {task.family!r}"
                     )
                 continue  # several tasks of several families: each method runs where it fits
+            tuned = tuning(_tuned_on(run_task), tier, method) if tuning is not None else None
+            if tuned is not None:
+                method = resolve_method(ref, tuned.hyperparameters)
             batchable = get_family(task.family).can_batch(method)
             identity = MethodIdentity(
                 **method.identity(),
-                label=method.label(),
+                label=method.label() if tuned is None else method.name + TUNED_SUFFIX,
                 ref=ref,
                 source=method_source(method),
                 author=_author_of(method),
+                tuning=tuned.budget if tuned is not None else None,
             ).model_dump(mode="json")
             count = seeds if seeds is not None else run_task.seeds
             for seed in range(first_seed, first_seed + count):
-                key = run_key(run_task, method, seed)
+                key = run_key(run_task, method, seed, tuned.budget if tuned is not None else None)
                 plan.all_keys.append(key)
                 if store.has(key):
                     status = _status_of(store, key, plan.corrupt)
@@ -221,7 +251,7 @@ def plan_runs(
                         tier=tier,
                         seed=seed,
                         method_ref=ref,
-                        hyperparameters=dict(hyperparameters or {}),
+                        hyperparameters=dict(tuned.hyperparameters if tuned is not None else hyperparameters or {}),
                         method=identity,
                         task=run_task.model_dump(mode="json"),
                         time_limit_s=run_task.time_limit_s,
@@ -231,6 +261,12 @@ def plan_runs(
     if method_refs and not plan.all_keys:
         raise BenchmarkError("none of the chosen methods fits any of the chosen tasks (check their families)")
     return plan
+
+
+def _tuned_on(task: TaskSpec) -> TaskSpec:
+    """The task whose tuning choice a run of `task` scores: a held-out variant scores the choice made on its
+    public task (never tuned on itself: it is drawn after tuning), so its gap shows what that tuning bought."""
+    return task if task.variant_of is None else task.model_copy(update={"id": task.variant_of.of})
 
 
 def _author_of(method: Method) -> str | None:

@@ -27,6 +27,15 @@ optimizer (and optionally an LR scheduler), ``prepare`` an int between 0 and the
 a one-line reason. The harness measures the FLOPs of every hook, of ``optimizer.step()`` and of the scheduler
 (records' ``method_flops``); the wall clock starts before ``configure``, so work done in ``prepare`` (a second
 model trained on the side) is paid for.
+
+**Data a method may use: the training split, never the held-out one.** ``prepare`` receives the training
+split (``train_x``, ``train_y``), and it is the only data the API ever hands out. A method that needs data of
+its own — a validation split to stop a helper model on (GrokTransfer), a held-in split to meta-train on
+(NeuralGrok) — carves it from that split. :meth:`GrokkingMethod.training_examples` then tells the harness
+which examples of the training split the model trains on (default: all), so that a held-in part stays unseen
+by the model's own updates. It returns indices into ``train_x``: a method can select among training
+examples, never reach a held-out one. Evaluations (training accuracy included) still use the whole
+training split, so every method is scored on the same examples.
 """
 
 from __future__ import annotations
@@ -116,6 +125,17 @@ class GrokkingMethod(Method[HP]):
         as one program.
         """
         return 0
+
+    def training_examples(self, info: TrainingInfo) -> torch.Tensor | None:
+        """Optional. Which examples of the training split the model trains on: None (the default) for all.
+
+        Called once, after :meth:`prepare`: a 1-D integer tensor of distinct indices into ``prepare``'s
+        ``train_x`` (at least one, each in ``[0, info.n_train)``). The harness then draws its training
+        batches from those examples only (the whole subset when the task trains full-batch, else
+        ``min(info.batch_size, len(indices))`` a step); the others are the method's to use as held-in data.
+        Checked like every return value. A method that overrides this never trains seeds as one program.
+        """
+        return None
 
     def overhead_flops_per_step(self, model: OneLayerTransformer) -> float:
         """Optional. FLOPs the method claims to add to each step beyond forward+backward (optimizer, filters).

@@ -10,6 +10,9 @@ transformer on the seed's split of (a op b) mod p (:mod:`.train`), evaluates the
 - ``steps_to_fit``: the first evaluation with training accuracy at the target (memorisation), and
   ``delay_ratio`` = ``steps_to_target / steps_to_fit``: the phenomenon itself (>= 2 is a grokking delay;
   a lower bound when censored).
+- ``time_gap``: GrokTransfer's delay in steps, the first evaluation with held-out accuracy >= 95 % minus
+  the first with training accuracy >= 95 % (each a first crossing, as Xu et al. 2025 define it); censored
+  at the budget when held-out accuracy never gets there (``time_gap_observed: false``).
 - ``steps_to_95``: the Muon paper's grokking step, the first evaluation with held-out accuracy >= 95 %
   while training accuracy is at the target (~100 %) too.
 - ``min_val_acc_after_grok`` and ``collapsed``: training goes on past the grok to `past_grok` (1.5) x the
@@ -17,6 +20,11 @@ transformer on the seed's split of (a op b) mod p (:mod:`.train`), evaluates the
   whether it fell below `collapse_below` (90 %) — generalisation that does not last (Janati et al. 2026
   report it for Muon). Only grokked runs report these two.
 - final train/held-out accuracy and loss (at the end of training, past the grok), and the FLOPs spent.
+- curves at every evaluation: train/held-out accuracy, held-out loss, and Golechha's (2024) progress
+  measures on the training split, ``activation_sparsity`` (MLP ReLU outputs below 0.1), ``weight_entropy``
+  (-sum |w| log |w|), ``circuit_complexity`` (summed KL divergence of the outputs when a fixed random 10%
+  of the weights is zeroed) and ``weight_norm``, over the weight matrices and embeddings
+  (:mod:`~phenomena_bench.core.progress_measures`).
 
 A method implements :class:`~phenomena_bench.families.grokking.api.GrokkingMethod` (see :mod:`.api`).
 """
@@ -70,7 +78,7 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
     def horizon(self, task: Mapping[str, Any], metric: str) -> float | None:
         """Every step count to an event is censored at the step budget."""
         steps = task.get("training", {}).get("steps")
-        if metric in ("steps_to_target", "steps_to_95", "steps_to_fit") and isinstance(steps, int):
+        if metric in ("steps_to_target", "steps_to_95", "steps_to_fit", "time_gap") and isinstance(steps, int):
             return float(steps)
         return None
 
@@ -81,6 +89,7 @@ class GrokkingFamily(Family[GrokkingTask, GrokkingMethod[Any]]):
             Column("steps to 95%", "steps_to_95", "median_iqr", event="reached_95", digits=0),
             Column("memorised at", "steps_to_fit", "median_iqr", event="fitted", digits=0),
             Column("delay ratio", "delay_ratio", "median_iqr", event="reached", digits=2),
+            Column("time gap", "time_gap", "median_iqr", event="time_gap_observed", digits=0),
             Column("min val acc after grok", "min_val_acc_after_grok", "mean_ci", digits=4),
             Column("collapsed", "collapsed", "rate"),
             Column("final val acc", "final_val_acc", "mean_ci", digits=4, floor=0.0),

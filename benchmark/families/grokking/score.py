@@ -2,7 +2,8 @@
 
 The training loop (:mod:`.train`) only records evaluations in a :class:`Track`; this module decides what
 they mean: the held target (hold-for-`hold_evals`), the first crossings, censoring at the budget, FLOPs to
-the target, the delay between memorisation and generalisation (the phenomenon itself), and what happened
+the target, the delay between memorisation and generalisation (the phenomenon itself, as a ratio and as GrokTransfer's
+"time gap" in steps), and what happened
 after the grok (training goes on to `past_grok` x the first held step). A run that never gets there is
 censored (``reached: false``), not failed.
 """
@@ -43,6 +44,24 @@ def first_joint_crossing(
     """The first evaluation with held-out accuracy >= `val_threshold` while training accuracy is >=
     `train_threshold` (the Muon paper's grokking step: 95% held-out once training accuracy is ~100%)."""
     return next((s for s, v, t in zip(steps, val, train) if v >= val_threshold and t >= train_threshold), None)
+
+
+def time_gap(
+    steps: list[int], val: list[float], train: list[float], threshold: float, budget: int
+) -> tuple[int | None, bool]:
+    """GrokTransfer's "time gap": first step with held-out accuracy >= `threshold` minus the first with
+    training accuracy >= `threshold` (Xu et al. 2025 use 95%; 0 or less means no delay at all).
+
+    Returns (gap, observed). A run that reached the threshold on the training split but never on the
+    held-out one is censored: its gap is ``budget - train step``, a lower bound (observed False). A run that
+    never reached it on the training split has no gap yet (None, observed False): the harness reads it as
+    not reached, like any censored time.
+    """
+    fitted = first_crossing(steps, train, threshold)
+    if fitted is None:
+        return None, False
+    held = first_crossing(steps, val, threshold)
+    return (held - fitted, True) if held is not None else (budget - fitted, False)
 
 
 def delay_ratio(grokked_or_budget: int, fitted: int | None) -> float | None:
@@ -96,6 +115,7 @@ def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
     crossed = first_joint_crossing(eval_steps, val_acc, train_acc, ev.crossing, ev.target)
     fitted = first_crossing(eval_steps, train_acc, ev.target)
     lowest, collapsed = after_grok(eval_steps, val_acc, grokked, ev.collapse_below)
+    gap, gap_observed = time_gap(eval_steps, val_acc, train_acc, ev.crossing, budget)
     metrics: dict[str, Scalar] = {
         "steps_to_target": grokked if grokked is not None else budget,
         "reached": grokked is not None,
@@ -104,6 +124,8 @@ def score_run(task: GrokkingTask, t: Track) -> RunOutcome:
         "steps_to_fit": fitted if fitted is not None else budget,
         "fitted": fitted is not None,
         "delay_ratio": delay_ratio(grokked if grokked is not None else budget, fitted),
+        "time_gap": gap,
+        "time_gap_observed": gap_observed,
         "min_val_acc_after_grok": lowest,
         "collapsed": collapsed,
         "final_train_acc": train_acc[-1],

@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
+from phenomena_bench.core.variants import ChoiceAxis, IntAxis, VariantDistribution
 
 
 def _is_prime(n: int) -> bool:
@@ -114,12 +115,21 @@ class GrokkingEvaluation(StrictModel):
         return self
 
 
+class GrokkingVariants(VariantDistribution):
+    """Held-out variants: another modulus (``{range: [lo, hi], prime: true}`` near the tier's own, so a variant
+    costs what the task costs: a step is ~p^2 pairs) and another operation (``{choices: [add, sub]}``)."""
+
+    p: IntAxis | None = None
+    operation: ChoiceAxis[Operation] | None = None
+
+
 class GrokkingTask(TaskSpec):
     family: Literal["grokking"]
     data: GrokkingData
     model: GrokkingModel = Field(default_factory=GrokkingModel)
     training: GrokkingTraining
     evaluation: GrokkingEvaluation = Field(default_factory=GrokkingEvaluation)
+    variants: GrokkingVariants | None = None
 
     @model_validator(mode="after")
     def _budget_can_hold(self) -> GrokkingTask:

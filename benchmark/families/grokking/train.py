@@ -6,12 +6,15 @@ one-layer transformer on the training split only (full batch or the spec's minib
 :mod:`.score` turns into metrics. FLOPs counted: forward+backward of every training example seen, the
 evaluations (analytic), and the method's own code, measured by :class:`~phenomena_bench.core.metering.Meter`
 around every hook, the optimizer's ``step()`` and the scheduler's. Everything a hook returns is checked
-before it counts.
+before it counts. Every evaluation also records Golechha's progress measures on the training split
+(:class:`_ProgressProbe`, :mod:`~phenomena_bench.core.progress_measures`), stored as curves: the harness's
+own cost, left out of the FLOP counts.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -20,11 +23,20 @@ from typing import Any, cast
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from phenomena_bench.core.curves import downsample
 from phenomena_bench.core.errors import MethodError
 from phenomena_bench.core.family import RunContext, RunOutcome
 from phenomena_bench.core.metering import Meter
 from phenomena_bench.core.method import bad_output, checked_count, checked_flops, shown
-from phenomena_bench.core.seeds import method_seed, seed_global_generators
+from phenomena_bench.core.progress_measures import (
+    ActivationRecorder,
+    ProgressMeasures,
+    SplitMeasures,
+    ablated,
+    ablation_masks,
+    weights_of,
+)
+from phenomena_bench.core.seeds import derive_seed, method_seed, seed_global_generators
 from phenomena_bench.data.modular import _make_split
 from phenomena_bench.families.grokking.api import GrokkingMethod, TrainingInfo
 from phenomena_bench.families.grokking.score import Track, first_held, score_run
@@ -37,8 +49,25 @@ def build_model(task: GrokkingTask) -> OneLayerTransformer:
 
 
 def has_own_prepare(method: GrokkingMethod[Any]) -> bool:
-    """Whether `method` overrides :meth:`GrokkingMethod.prepare` (which sees one run's data)."""
-    return type(method).prepare is not GrokkingMethod.prepare
+    """Whether `method` overrides :meth:`GrokkingMethod.prepare` or :meth:`GrokkingMethod.training_examples`
+    (each sees or selects one run's data, so its seeds cannot train as one program)."""
+    cls = type(method)
+    return cls.prepare is not GrokkingMethod.prepare or cls.training_examples is not GrokkingMethod.training_examples
+
+
+def _checked_examples(value: object, name: str, n_train: int) -> torch.Tensor | None:
+    """What `training_examples` returned: None, or distinct in-range indices of the training split (CPU)."""
+    if value is None:
+        return None
+    expected = f"None or a 1-D tensor of distinct integer indices in [0, {n_train}), at least one"
+    if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.numel() == 0:
+        raise bad_output(name, "training_examples()", value, expected)
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise bad_output(name, "training_examples()", value, expected)
+    index = value.detach().to("cpu", torch.long)
+    if int(index.min()) < 0 or int(index.max()) >= n_train or index.unique().numel() != index.numel():
+        raise bad_output(name, "training_examples()", value, expected)
+    return index
 
 
 class Runs:
@@ -69,6 +98,7 @@ class Runs:
                 setattr(self.module, attr, getattr(OneLayerTransformer, attr))
             self._skeleton = copy.deepcopy(models[0]).to("meta")
             self._vmapped = vmap(lambda params, x: functional_call(self._skeleton, params, (x,)))
+            self._vmapped_recorded = vmap(lambda params, x: _recorded_call(self._skeleton, params, x))
 
     @property
     def hook_model(self) -> OneLayerTransformer:
@@ -81,6 +111,34 @@ class Runs:
         if self.n == 1:
             return cast(torch.Tensor, self.module(x[0]).unsqueeze(0))
         return cast(torch.Tensor, self._vmapped(dict(self.module.named_parameters()), x))
+
+    def with_params(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits (R, B, p) with `params` (the module's names and shapes, stacked when R > 1) in its place."""
+        if self.n == 1:
+            return cast(torch.Tensor, functional_call(self.module, params, (x[0],)).unsqueeze(0))
+        return cast(torch.Tensor, self._vmapped(params, x))
+
+    def recorded(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits (R, B, p) for tokens (R, B, 3) and, from the same pass, every ReLU's output (R, B, n)."""
+        if self.n == 1:
+            logits, activations = _recorded_call(self.module, dict(self.module.named_parameters()), x[0])
+            return logits.unsqueeze(0), [a.unsqueeze(0) for a in activations]
+        logits, activations = self._vmapped_recorded(dict(self.module.named_parameters()), x)
+        return logits, list(activations)
+
+    def run_params(self, r: int) -> dict[str, torch.Tensor]:
+        """Run `r`'s parameters by name (R > 1: its slice of the stack)."""
+        params: dict[str, torch.Tensor] = dict(self.module.named_parameters())
+        return params if self.n == 1 else {name: value[r] for name, value in params.items()}
+
+
+def _recorded_call(
+    module: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """`module`'s logits with `params` and its ReLU outputs (returned, not kept: inside vmap they are per-run)."""
+    with ActivationRecorder() as recorder:
+        logits = functional_call(module, params, (x,))
+    return logits, tuple(recorder.activations)
 
 
 #: Examples per forward pass of an evaluation (bounds its memory on the full tier).
@@ -96,18 +154,71 @@ def _per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 @torch.no_grad()
 def _accuracy_and_loss(
-    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK
+    runs: Runs, x: torch.Tensor, y: torch.Tensor, chunk: int = EVAL_CHUNK, probe: _ProgressProbe | None = None
 ) -> tuple[list[float], list[float]]:
-    """Per-run accuracy and mean loss over every example of (R, N, 3) / (R, N), in float64 loss sums."""
+    """Per-run accuracy and mean loss over every example of (R, N, 3) / (R, N), in float64 loss sums; with a
+    `probe`, each chunk's forward pass also records the ReLU activations and the probe measures the chunk."""
     correct = torch.zeros(x.shape[0], device=x.device)
     loss = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
     for start in range(0, x.shape[1], chunk):
-        logits = runs(x[:, start : start + chunk])
+        if probe is None:
+            logits = runs(x[:, start : start + chunk])
+        else:
+            logits, activations = runs.recorded(x[:, start : start + chunk])
+            probe.observe(x[:, start : start + chunk], logits, activations)
         target = y[:, start : start + chunk]
         correct += (logits.argmax(-1) == target).sum(1)
         loss += torch.nn.functional.cross_entropy(logits.double().transpose(1, 2), target, reduction="none").sum(1)
     n = x.shape[1]
     return (correct / n).tolist(), (loss / n).tolist()
+
+
+class _ProgressProbe:
+    """Golechha's progress measures of every run at every evaluation, on the whole training split (never the
+    held-out split: they describe the model as it fits what it is trained on).
+
+    They reuse the evaluation's forward pass over the training split (its logits and ReLU activations) and add
+    one ablated pass of all the runs together, with keep-masks drawn once per run from a harness stream of its
+    seed (never the method's: its global generators stay untouched) and kept for the whole run, so the curve
+    follows the model, not fresh draws, and a run's masks are the same alone or batched. The weight measures
+    read each run's own slice of the parameters. This is the harness's cost: outside the method's FLOP meter
+    and the FLOP counts (``bench/progress_measures.py`` measures its share of the training time).
+    """
+
+    def __init__(self, runs: Runs, seeds: list[int]) -> None:
+        self.runs = runs
+        weights = weights_of(runs.base)
+        streams = [torch.Generator().manual_seed(derive_seed(seed, "progress-measures", "ablation")) for seed in seeds]
+        self.masks = [ablation_masks(weights, g) for g in streams]
+        self._stacked = self.masks[0] if runs.n == 1 else {n: torch.stack([m[n] for m in self.masks]) for n in weights}
+        self.measured: list[list[ProgressMeasures]] = [[] for _ in seeds]
+        self._sums: dict[int, SplitMeasures] = {}
+
+    def start(self, active: list[bool]) -> None:
+        """A new evaluation of the runs that are still `active`."""
+        self._sums = {r: SplitMeasures() for r, on in enumerate(active) if on}
+
+    def observe(self, x: torch.Tensor, logits: torch.Tensor, activations: list[torch.Tensor]) -> None:
+        """One chunk of the training split, (R, B, 3), with its logits and ReLU activations."""
+        params = dict(self.runs.module.named_parameters())
+        ablated_logits = self.runs.with_params(ablated(params, self._stacked), x)
+        for r, sums in self._sums.items():
+            sums.add(logits[r], ablated_logits[r], [a[r] for a in activations])
+
+    def record(self, r: int) -> None:
+        """Run `r`'s measures at this evaluation, with the entropy and norm of the weights the masks ablate."""
+        params = self.runs.run_params(r)
+        self.measured[r].append(self._sums[r].result([params[name] for name in sorted(self.masks[r])]))
+
+
+def _with_progress_curves(outcome: RunOutcome, steps: list[int], measured: list[ProgressMeasures]) -> RunOutcome:
+    """`outcome` with one curve per progress measure over its evaluations (a diverged run's non-finite points
+    are left out: they are no measurement of a model)."""
+    curves = dict(outcome.curves)
+    for name in ProgressMeasures.NAMES:
+        points = [(s, v) for s, m in zip(steps, measured) if math.isfinite(v := m.as_dict()[name])]
+        curves[name] = downsample([s for s, _ in points], [v for _, v in points])
+    return dataclasses.replace(outcome, curves=curves)
 
 
 def past_the_grok(track: Track, at: int, ev: GrokkingEvaluation) -> bool:
@@ -173,14 +284,23 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
         name,
         "overhead_flops_per_step()",
     )
+    # The examples the model trains on: the whole training split, or the subset the method keeps for its
+    # own updates (the rest is its held-in data); evaluations still cover the whole training split.
+    fit_x, fit_y = train_x, train_y
+    kept = _checked_examples(meter.call("training_examples", method.training_examples, info), name, n_train)
+    if kept is not None:
+        fit_x, fit_y = train_x[:, kept.to(device)], train_y[:, kept.to(device)]
+        batch = min(task.training.batch_size or kept.numel(), kept.numel())
+    n_fit = fit_x.shape[1]
 
     samplers = [torch.Generator(device="cpu").manual_seed(seed + 1) for seed in seeds]
-    order, cursor = torch.empty(0, dtype=torch.long), n_train
+    order, cursor = torch.empty(0, dtype=torch.long), n_fit
     fwd, per_forward = runs.base.forward_flops_per_example(), runs.base.forward_flops_per_batch()
     step_flops = 3 * (fwd * batch + per_forward)  # forward + backward (~2x forward)
     chunks = sum(math.ceil(n / EVAL_CHUNK) for n in (n_train, test_x.shape[1]))
     eval_flops = fwd * (n_train + test_x.shape[1]) + per_forward * chunks
     tracks = [Track() for _ in seeds]
+    probe = _ProgressProbe(runs, seeds)
     setup_flops = meter.flops / len(seeds)  # configure and prepare: each run's share of the program
     for track in tracks:
         track.flops = track.method_flops = setup_flops
@@ -196,7 +316,8 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
     check_every = 1 if device.type == "cpu" else eval_every
 
     def evaluate(at: int) -> None:
-        tr_acc, tr_loss = _accuracy_and_loss(runs, train_x, train_y)
+        probe.start([t.active for t in tracks])
+        tr_acc, tr_loss = _accuracy_and_loss(runs, train_x, train_y, probe=probe)
         va_acc, va_loss = _accuracy_and_loss(runs, test_x, test_y)
         for r, track in enumerate(tracks):
             if not track.active:
@@ -209,18 +330,19 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
             track.val_loss.append(va_loss[r])
             track.flops_at[at], track.time_at[at] = track.flops, time.perf_counter() - t0
             track.steps_run = at
+            probe.record(r)
             if ev.stop_when_held and past_the_grok(track, at, ev):
                 track.active = False
 
     evaluate(step)
     while step < budget and any(t.active for t in tracks):
-        if cursor + batch > n_train:
-            order = torch.stack([torch.randperm(n_train, generator=g) for g in samplers]).to(device)
+        if cursor + batch > n_fit:
+            order = torch.stack([torch.randperm(n_fit, generator=g) for g in samplers]).to(device)
             cursor = 0
         idx = order[:, cursor : cursor + batch]
         cursor += batch
-        x = torch.take_along_dim(train_x, idx.unsqueeze(-1), dim=1)
-        losses = step_loss(x, torch.take_along_dim(train_y, idx, dim=1))
+        x = torch.take_along_dim(fit_x, idx.unsqueeze(-1), dim=1)
+        losses = step_loss(x, torch.take_along_dim(fit_y, idx, dim=1))
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         before = meter.flops
@@ -251,4 +373,4 @@ def train_runs(task: GrokkingTask, method: GrokkingMethod[Any], seeds: list[int]
             evaluate(step)
             ctx.progress(step, budget)
     ctx.progress(budget, budget)
-    return [score_run(task, t) for t in tracks]
+    return [_with_progress_curves(score_run(task, t), t.eval_steps, m) for t, m in zip(tracks, probe.measured)]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
+from phenomena_bench.core.variants import IntAxis, VariantDistribution
 from phenomena_bench.data.digits import DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_SIZE
 
 if TYPE_CHECKING:
@@ -118,9 +119,17 @@ class HessianEvaluation(StrictModel):
         return topk
 
 
+class HessianVariants(VariantDistribution):
+    """Held-out variants: unseen checkpoints of the same recipe, trained on another training subset
+    (``split_seed: {range: [lo, hi]}``): same network, loss, step size and checkpoint step, another Hessian."""
+
+    split_seed: IntAxis | None = None
+
+
 class HessianTask(TaskSpec):
     family: Literal["hessian"]
     data: HessianData
     model: HessianModel
     training: HessianTraining
     evaluation: HessianEvaluation
+    variants: HessianVariants | None = None

@@ -18,6 +18,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
+from phenomena_bench.core.variants import ChoiceAxis, IntAxis, VariantDistribution
 
 #: Bags in each classic benchmark (the `mil` package's CSVs), to bound a mini-batch by the training folds.
 CLASSIC_BAGS = {"musk1": 92, "musk2": 102, "elephant": 200}
@@ -152,12 +153,21 @@ class MILEvaluation(StrictModel):
         return perturbations
 
 
+class MILVariants(VariantDistribution):
+    """Held-out variants of a digits-bags task: another target digit and other bag-size means
+    (``{choices: [...]}`` each); the witness counts, pools and budget stay the task's."""
+
+    target_digit: IntAxis | None = None
+    mean_bag_size: ChoiceAxis[float] | None = None
+
+
 class MILDropoutTask(TaskSpec):
     family: Literal["mil_dropout"]
     data: Annotated[DigitsBagsData | ClassicBagsData, Field(discriminator="source")]
     model: MILModel = Field(default_factory=MILModel)
     training: MILTraining
     evaluation: MILEvaluation
+    variants: MILVariants | None = None
 
     @model_validator(mode="after")
     def _batch_fits_the_training_split(self) -> MILDropoutTask:

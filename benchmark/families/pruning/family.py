@@ -102,6 +102,10 @@ class PruningFamily(Family[PruningTask, PruningMethod[Any]]):
     direction: ClassVar[Literal["min", "max"]] = "max"
     #: Random masks are in every record (paired); the leaderboard compares against lottery tickets.
     reference_method: ClassVar[str] = "prune-imp"
+    #: Dropout as an ensemble of subnetworks (shown on the task pages, not ranked).
+    measurements: ClassVar[tuple[str, ...]] = (
+        "phenomena_bench.families.pruning.dropout_subnetworks:DropoutSubnetworks",
+    )
 
     def columns(self) -> list[Column]:
         """Accuracies floor at chance for a run that is not ok; the paired gaps count only finished runs."""

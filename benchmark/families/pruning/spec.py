@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from phenomena_bench.core.spec import StrictModel, TaskSpec
+from phenomena_bench.core.variants import IntAxis, VariantDistribution
 
 #: Images in scikit-learn's digits; MNIST-1D trains on 80% of `num_samples`.
 DIGITS_IMAGES = 1797
@@ -91,12 +92,26 @@ class PruningEvaluation(StrictModel):
         return self
 
 
+class PruningVariants(VariantDistribution):
+    """Held-out variants: another MNIST-1D generator seed (``{range: [lo, hi]}``), i.e. a fresh draw of the
+    same generator (templates, shifts, scales and noise resampled) with the same sizes and recipe."""
+
+    generator_seed: IntAxis | None = None
+
+
 class PruningTask(TaskSpec):
     family: Literal["pruning"]
     data: PruningData
     model: PruningModel
     training: PruningTraining
     evaluation: PruningEvaluation
+    variants: PruningVariants | None = None
+
+    @model_validator(mode="after")
+    def _variants_change_the_data(self) -> PruningTask:
+        if self.variants and self.variants.generator_seed and self.data.dataset != "mnist1d":
+            raise ValueError("variants.generator_seed: only MNIST-1D has a generator seed; digits would not change")
+        return self
 
     @model_validator(mode="after")
     def _rewind_inside_training(self) -> PruningTask:

@@ -138,7 +138,13 @@ class Trainer:
         device: str,
         cache_dir: Path,
         task_digest: str,
+        dropout: float = 0.0,
     ) -> None:
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        #: Inverted dropout on every hidden unit in training (0: none, what every pruning run uses); its
+        #: draws come from a stream fixed by the task digest, so a training is reproducible.
+        self.dropout = dropout
         self.task = task
         self.recipe = task.training
         self.residual = task.model.kind == "residual_mlp"
@@ -151,6 +157,14 @@ class Trainer:
         self.task_digest = task_digest
         self.memo: dict[str, TrainedState] = {}
         self.trainings = 0  # trainings actually computed (not memoised), for the cost report
+
+    def with_dropout(self, p: float) -> Trainer:
+        """This trainer's recipe, data and order with inverted dropout `p` on the hidden units: a separate memo,
+        and a task digest of its own so its dense trainings are cached apart from the plain ones."""
+        digest = content_key([self.task_digest, "dropout", p])
+        return Trainer(
+            self.task, self.data, self.model_factory, self.prunable, self.order, self.device, self.cache_dir, digest, p
+        )
 
     def build(self, weights: Mapping[str, torch.Tensor]) -> nn.Module:
         model = self.model_factory(0)
@@ -220,7 +234,7 @@ def _stack_key(job: TrainJob) -> Hashable:
     """Jobs that can share a stack: the same number of steps, recipe, architecture, device and batch size."""
     t, r = job.trainer, job.request
     shapes = tuple((n, tuple(v.shape)) for n, v in r.start.weights.items())
-    return (r.steps, t.recipe.model_dump_json(), t.residual, t.device, tuple(t.order.shape[1:]), shapes)
+    return (r.steps, t.recipe.model_dump_json(), t.residual, t.device, tuple(t.order.shape[1:]), shapes, t.dropout)
 
 
 def train_jobs(requests: Sequence[Sequence[TrainJob]]) -> list[list[TrainedState]]:
@@ -271,10 +285,16 @@ def _ask(jobs: list[TrainJob]) -> list[TrainedState]:
 
 
 def stacked_forward(
-    params: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], x: torch.Tensor, residual: bool
+    params: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    residual: bool,
+    keep: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:class:`~phenomena_bench.models.mlp.MLP`'s forward for R networks at once: `params` hold a leading R
-    axis, `x` is (R, batch, in); a weight named in `masks` is used as ``weight * mask``."""
+    axis, `x` is (R, batch, in); a weight named in `masks` is used as ``weight * mask``. `keep` (dropout)
+    multiplies hidden layer i's activations, before any residual sum, by ``keep[i]`` (broadcastable to
+    (R, batch, width)): 0 for a dropped unit, 1/(1-p) for a kept one."""
     depth = sum(1 for n in params if n.endswith(".weight"))
     h = x
     for i in range(1, depth + 1):
@@ -285,6 +305,8 @@ def stacked_forward(
         if i == depth:
             return out
         out = torch.relu(out)
+        if keep is not None:
+            out = out * keep[i - 1]
         h = h + out if residual and i > 1 else out
     raise ValueError("a network needs at least one layer")
 
@@ -347,6 +369,29 @@ def _concat_data(jobs: Sequence[TrainJob]) -> tuple[torch.Tensor, torch.Tensor, 
     return x, y, [offsets[id(job.trainer.data)] for job in jobs]
 
 
+def _dropout_stream(job: TrainJob) -> torch.Generator:
+    """A job's dropout draws: fixed by its trainer's task digest, its start weights and its start step (so a
+    network draws the same masks alone or in a stack)."""
+    r = job.request
+    key = content_key([job.trainer.task_digest, tensor_digest(r.start.weights), r.start.step, r.steps])
+    return torch.Generator().manual_seed(int(key[:15], 16))
+
+
+def _dropout_keep(
+    streams: Sequence[torch.Generator], p: float, params: Mapping[str, torch.Tensor], batch: int
+) -> list[torch.Tensor]:
+    """One step's inverted-dropout multipliers per hidden layer, (R, batch, width): 0 with probability `p`,
+    else 1/(1-p); row r drawn from ``streams[r]`` (on the CPU, so a device never changes the draws)."""
+    depth = sum(1 for n in params if n.endswith(".weight"))
+    ref = params["fc1.weight"]
+    out = []
+    for i in range(1, depth):
+        width = params[f"fc{i}.weight"].shape[1]
+        rows = [(torch.rand(batch, width, generator=g) >= p).to(ref.dtype) for g in streams]
+        out.append(torch.stack(rows).to(ref.device) / (1.0 - p))
+    return out
+
+
 def train_stack(jobs: Sequence[TrainJob]) -> list[TrainedState]:
     """Train compatible jobs (see :func:`_stack_key`) as one stacked program; one state per job.
 
@@ -373,10 +418,13 @@ def train_stack(jobs: Sequence[TrainJob]) -> list[TrainedState]:
     stack = _Stack(list(range(len(jobs))), params, masks, index, _optimizer(list(params.values()), first))
     done: dict[int, TrainedState] = {}
     losses = [float("nan")] * len(jobs)
+    p = first.trainer.dropout
+    streams = [_dropout_stream(j) for j in jobs] if p > 0 else []
     with torch.enable_grad():
         for i in range(steps):
             idx = stack.index[i]
-            logits = stacked_forward(stack.params, stack.masks, x[idx], first.trainer.residual)
+            keep = _dropout_keep([streams[j] for j in stack.members], p, stack.params, idx.shape[1]) if p else None
+            logits = stacked_forward(stack.params, stack.masks, x[idx], first.trainer.residual, keep)
             loss = F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction="none").view(idx.shape).mean(1)
             stack.opt.zero_grad(set_to_none=True)
             loss.sum().backward()

@@ -23,4 +23,5 @@ def example_class(family: str) -> str:
         "pruning": "MagnitudeAtInit",
         "mil_dropout": "FeatureDropout",
         "hessian": "PowerIteration",
+        "generalization": "PowerSharpness",
     }[family]
