@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,3 +34,18 @@ def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+#: The grokking task the step-level benchmarks time (the default suite's).
+GROKKING_SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
+
+
+def fixed_length_grokking_task(tier: str, steps: int) -> Any:
+    """The shipped grokking task at `tier`, cut to `steps` with no early stop: a run of known length to time."""
+    from phenomena_bench.registry import load_task
+
+    resolved = load_task(GROKKING_SPEC).resolve(tier)  # type: ignore[arg-type]
+    raw = resolved.model_dump(mode="json")
+    raw["training"]["steps"] = steps
+    raw["evaluation"]["stop_when_held"] = False
+    return type(resolved).model_validate(raw)

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import torch
 
-from bench.common import peak_memory_mb, sync
+from bench.common import fixed_length_grokking_task, peak_memory_mb, sync
 from phenomena_bench.core.family import RunContext
 from phenomena_bench.families.grokking.train import train_runs
-from phenomena_bench.registry import load_task, resolve_method
-
-SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
+from phenomena_bench.registry import resolve_method
 
 
 def main() -> None:
@@ -33,10 +31,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    raw = load_task(SPEC).resolve(args.tier).model_dump(mode="json")
-    raw["training"]["steps"] = args.steps
-    raw["evaluation"]["stop_when_held"] = False
-    task = type(load_task(SPEC).resolve(args.tier)).model_validate(raw)
+    task = fixed_length_grokking_task(args.tier, args.steps)
     seeds = list(range(args.seeds))
 
     def timed(compile: bool) -> tuple[float, float]:

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
+from bench.common import fixed_length_grokking_task
 from phenomena_bench.core.family import RunContext
 from phenomena_bench.families.grokking import train as grokking_train
-from phenomena_bench.registry import load_task, resolve_method
+from phenomena_bench.registry import resolve_method
 
-SPEC = Path(__file__).resolve().parents[1] / "tasks" / "grokking" / "add-mod97.yaml"
 Probe = grokking_train._ProgressProbe
 ORIGINAL = {name: getattr(Probe, name) for name in ("start", "observe", "record")}
 ACCURACY = grokking_train._accuracy_and_loss
@@ -62,10 +62,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    raw = load_task(SPEC).resolve(args.tier).model_dump(mode="json")
-    raw["training"]["steps"] = args.steps
-    raw["evaluation"]["stop_when_held"] = False
-    task = type(load_task(SPEC).resolve(args.tier)).model_validate(raw)
+    task = fixed_length_grokking_task(args.tier, args.steps)
     seeds = list(range(args.seeds))
     ctx = RunContext(seed=0, device="cpu", cache_dir=Path("/tmp"))
     inside = [0.0]
